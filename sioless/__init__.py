@@ -1,0 +1,36 @@
+"""sioless: socket.io for Django, on Django Channels.
+
+Register handlers on :data:`sio` in a ``sockets.py`` module of an installed app::
+
+    from sioless import sio, ConnectionRefused
+
+    @sio.on("connect")
+    async def connect(socket, auth):
+        if not socket.user.is_authenticated:
+            raise ConnectionRefused("login required")
+
+    @sio.on("say")
+    def say(socket, text):
+        sio.emit("said", text, skip=socket)
+        return "stored"
+"""
+
+from .exceptions import AckTimeout, ConnectionRefused, ProtocolError, SiolessError, SocketGone
+from .namespaces import Namespace
+from .reasons import DisconnectReason
+from .server import Server, sio
+from .socket import Handshake, Socket
+
+__all__ = [
+    "AckTimeout",
+    "ConnectionRefused",
+    "DisconnectReason",
+    "Handshake",
+    "Namespace",
+    "ProtocolError",
+    "Server",
+    "SiolessError",
+    "Socket",
+    "SocketGone",
+    "sio",
+]

@@ -1,0 +1,53 @@
+"""Read-only admin views of the live state, with an action that disconnects sockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from .models import EngineSession, NamespaceSocket, RoomMembership
+from .server import sio
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The workers own these rows: the admin only looks."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(EngineSession)
+class EngineSessionAdmin(ReadOnlyAdmin):
+    list_display = ["sid", "shard", "user_id", "opened"]
+    list_filter = ["shard"]
+    search_fields = ["sid", "user_id", "sockets__sid"]
+
+
+@admin.register(NamespaceSocket)
+class NamespaceSocketAdmin(ReadOnlyAdmin):
+    list_display = ["sid", "namespace", "session", "connected"]
+    search_fields = ["sid", "namespace", "session__sid", "session__user_id", "memberships__room"]
+    actions = ["disconnect"]
+
+    @admin.action(description="Disconnect the selected sockets")
+    def disconnect(self, request: HttpRequest, queryset: QuerySet[NamespaceSocket]) -> None:
+        """Disconnect through the channel layer; the sockets' workers do it and update these rows."""
+        sockets = list(queryset)
+        for socket in sockets:
+            sio.disconnect(socket.sid, socket.namespace)
+        self.message_user(request, f"Asked {len(sockets)} sockets to disconnect.", messages.SUCCESS)
+
+
+@admin.register(RoomMembership)
+class RoomMembershipAdmin(ReadOnlyAdmin):
+    list_display = ["room", "namespace", "socket"]
+    search_fields = ["room", "socket__sid", "socket__session__user_id"]

@@ -1,0 +1,80 @@
+"""System checks for the ``SIOLESS`` settings and the channel layer they rely on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .conf import DEFAULTS, conf
+
+_POSITIVE_NUMBERS = ("SHARDS", "PING_INTERVAL", "PING_TIMEOUT", "MAX_PAYLOAD", "MAX_ATTACHMENTS")
+
+
+@register(Tags.compatibility)
+def check_settings(**kwargs: Any) -> list[CheckMessage]:
+    """Report unknown keys and values of the wrong type in ``SIOLESS``."""
+    raw = getattr(settings, "SIOLESS", {})
+    if not isinstance(raw, dict):
+        return [Error("SIOLESS must be a dict.", id="sioless.E001")]
+    errors: list[CheckMessage] = []
+    for key in sorted(set(raw) - set(DEFAULTS)):
+        errors.append(Error(f"SIOLESS has an unknown key {key!r}.", id="sioless.E002"))
+    for key in _POSITIVE_NUMBERS:
+        value = raw.get(key, DEFAULTS[key])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            errors.append(Error(f"SIOLESS[{key!r}] must be a positive number.", id="sioless.E003"))
+    if not isinstance(raw.get("PATH", ""), str):
+        errors.append(Error("SIOLESS['PATH'] must be a string.", id="sioless.E004"))
+    modules = raw.get("HANDLER_MODULES", [])
+    if not isinstance(modules, (list, tuple)) or not all(isinstance(m, str) for m in modules):
+        errors.append(Error("SIOLESS['HANDLER_MODULES'] must be a list of dotted paths.", id="sioless.E005"))
+    if errors:
+        return errors
+    if conf.PING_TIMEOUT >= conf.PING_INTERVAL:
+        errors.append(
+            Warning(
+                "SIOLESS['PING_TIMEOUT'] should be shorter than PING_INTERVAL.",
+                hint="Pings are checked once an interval: the last one must be answered by the next.",
+                id="sioless.W001",
+            )
+        )
+    return errors + check_channel_layer() + check_database_connections()
+
+
+def check_database_connections() -> list[CheckMessage]:
+    """Warn when every sync handler would open a database connection of its own."""
+    databases = getattr(settings, "DATABASES", {})
+    if any(database.get("CONN_MAX_AGE", 0) == 0 for database in databases.values()):
+        return [
+            Warning(
+                "CONN_MAX_AGE is 0: the socket worker opens a database connection for every sync handler call.",
+                hint="Set CONN_MAX_AGE (60, or None) and CONN_HEALTH_CHECKS = True in DATABASES.",
+                id="sioless.W003",
+            )
+        ]
+    return []
+
+
+def check_channel_layer() -> list[CheckMessage]:
+    """Report a missing channel layer and redis-py's idle timeout trap."""
+    layer = getattr(settings, "CHANNEL_LAYERS", {}).get(conf.CHANNEL_LAYER)
+    if layer is None:
+        return [Error(f"CHANNEL_LAYERS has no {conf.CHANNEL_LAYER!r} layer.", id="sioless.E006")]
+    if "channels_redis" not in str(layer.get("BACKEND", "")):
+        return []
+    hosts = layer.get("CONFIG", {}).get("hosts", [])
+    if any(not isinstance(host, dict) or host.get("socket_timeout", 0) is not None for host in hosts):
+        return [
+            Warning(
+                "channels-redis hosts should set 'socket_timeout': None.",
+                hint=(
+                    "redis-py 8 times out idle reads after 5 s, which closes idle WebSockets "
+                    "and stops idle workers. Give each host as a dict: "
+                    "{'address': 'redis://...', 'socket_timeout': None}."
+                ),
+                id="sioless.W002",
+            )
+        ]
+    return []

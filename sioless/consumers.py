@@ -1,0 +1,250 @@
+"""The engine side: one Channels consumer per client connection.
+
+It speaks Engine.IO (handshake, ping/pong, framing, payload limit) and passes
+Socket.IO frames to its shard's worker without decoding them.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.consumer import AsyncConsumer, get_handler_name
+from channels.exceptions import ChannelFull, StopConsumer
+
+from . import embedded, messages
+from .conf import conf
+from .exceptions import ProtocolError
+from .names import HEARTBEAT_GROUP, shard_of, worker_channel
+from .protocol import engineio
+from .protocol.engineio import HandshakeError, PacketType
+from .reasons import DisconnectReason
+from .socket import Handshake
+
+#: WebSocket close codes. ASGI servers send only 1000 and 3000-4999, so the
+#: errors are RFC 6455's codes plus 3000: 1002 -> 4002 and so on.
+NORMAL_CLOSURE = 1000
+PROTOCOL_ERROR = 4002
+MESSAGE_TOO_BIG = 4009
+SERVER_ERROR = 4011
+TRY_AGAIN_LATER = 4013
+
+_PRIVATE_HEADERS = frozenset({"cookie"})
+
+logger = logging.getLogger(__name__)
+
+
+def query_error(query: dict[str, list[str]], transport: str) -> HandshakeError | None:
+    """Why an Engine.IO request with this query cannot start a session here, if it cannot."""
+    if query.get("transport") != [transport]:
+        return HandshakeError.UNKNOWN_TRANSPORT
+    if "sid" in query:
+        return HandshakeError.UNKNOWN_SID
+    if query.get("EIO") != ["4"]:
+        return HandshakeError.UNSUPPORTED_PROTOCOL_VERSION
+    return None
+
+
+def parsed_query(scope: dict[str, Any]) -> dict[str, list[str]]:
+    """The query string of an ASGI scope, parsed."""
+    return parse_qs(scope.get("query_string", b"").decode("latin-1"))
+
+
+def handshake_from_scope(scope: dict[str, Any], query: dict[str, list[str]]) -> Handshake:
+    """The handshake facts of an ASGI scope whose query is parsed, as handlers see them."""
+    query_string = scope.get("query_string", b"").decode("latin-1")
+    user = scope.get("user")
+    client = scope.get("client") or ("", 0)
+    return Handshake(
+        query={key: values[-1] for key, values in query.items()},
+        headers={name: value for name, value in _decoded_headers(scope) if name not in _PRIVATE_HEADERS},
+        address=str(client[0]),
+        url=f"{scope.get('path', '')}?{query_string}",
+        issued=time.time(),
+        user_id=str(user.pk) if user is not None and user.is_authenticated else None,
+    )
+
+
+def _decoded_headers(scope: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in scope.get("headers", [])]
+
+
+class EngineConsumer(AsyncConsumer):
+    """One Engine.IO connection over WebSocket."""
+
+    def __init__(self) -> None:
+        self.eio_sid = ""
+        self.worker = ""
+        self.groups: set[str] = set()
+        self.awaiting_pong = False
+        self.closing = True
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Route a message to its handler, without Channels' per-message database thread hop."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        """Validate the query, open the session and announce it to the worker."""
+        query = parsed_query(self.scope)
+        if query_error(query, "websocket") is not None:
+            await self.send({"type": "websocket.close"})
+            return
+        if conf.EMBEDDED_WORKER:
+            embedded.ensure_worker()
+        self.eio_sid = secrets.token_urlsafe(15)
+        self.worker = worker_channel(shard_of(self.eio_sid, conf.SHARDS))
+        self.closing = False
+        await self.send({"type": "websocket.accept"})
+        await self.send_frame(
+            engineio.open_packet(
+                self.eio_sid,
+                ping_interval_ms=int(conf.PING_INTERVAL * 1000),
+                ping_timeout_ms=int(conf.PING_TIMEOUT * 1000),
+                max_payload=conf.MAX_PAYLOAD,
+                upgrades=[],
+            )
+        )
+        await self.channel_layer.group_add(HEARTBEAT_GROUP, self.channel_name)
+        await self.to_worker({"type": messages.OPEN, "handshake": handshake_from_scope(self.scope, query).to_message()})
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """Take one frame from the client."""
+        frame = message["text"] if message.get("text") is not None else message.get("bytes") or b""
+        if self.closing:
+            return
+        if _payload_size(frame) > conf.MAX_PAYLOAD:
+            await self.close(DisconnectReason.TRANSPORT_ERROR, MESSAGE_TOO_BIG)
+            return
+        try:
+            packet = engineio.decode(frame)
+        except ProtocolError:
+            await self.close(DisconnectReason.PARSE_ERROR, PROTOCOL_ERROR)
+            return
+        if packet.type is PacketType.MESSAGE:
+            await self.to_worker({"type": messages.FRAME, "frame": packet.data})
+        elif packet.type is PacketType.PONG:
+            self.awaiting_pong = False
+        elif packet.type is PacketType.CLOSE:
+            await self.close(DisconnectReason.TRANSPORT_CLOSE, NORMAL_CLOSURE)
+        else:
+            await self.close(DisconnectReason.PARSE_ERROR, PROTOCOL_ERROR)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """The client went away: tell the worker, unless it already knows."""
+        await self.end(DisconnectReason.TRANSPORT_CLOSE)
+        raise StopConsumer
+
+    async def sioless_frames(self, message: dict[str, Any]) -> None:
+        """Frames the worker sends this client."""
+        for frame in message["frames"]:
+            await self.send_message(frame)
+
+    async def sioless_broadcast(self, message: dict[str, Any]) -> None:
+        """Frames sent to a group: delivered once, unless a skipped room holds this client."""
+        if not self.groups.isdisjoint(message["skip"]):
+            return
+        first_target = next((i for i, group in enumerate(message["targets"]) if group in self.groups), None)
+        if first_target == message["via"]:
+            await self.sioless_frames(message)
+
+    async def sioless_groups(self, message: dict[str, Any]) -> None:
+        """The worker changed this consumer's groups."""
+        self.groups.difference_update(message["discard"])
+        self.groups.update(message["add"])
+
+    async def sioless_command(self, message: dict[str, Any]) -> None:
+        """A command for one of this client's sockets: the worker carries it out in order."""
+        await self.to_worker(dict(message))
+
+    async def sioless_close(self, message: dict[str, Any]) -> None:
+        """The worker ended the session: for a protocol error, or because it does not know it."""
+        if not self.closing:
+            self.closing = True
+            logger.info("session %s closed by its worker: %s", self.eio_sid, message["reason"])
+            await self.channel_layer.group_discard(HEARTBEAT_GROUP, self.channel_name)
+            code = PROTOCOL_ERROR if message["reason"] == DisconnectReason.PARSE_ERROR else SERVER_ERROR
+            await self.send({"type": "websocket.close", "code": code})
+
+    async def sioless_ping(self, message: dict[str, Any]) -> None:
+        """A heartbeat tick: the last ping must have been answered; send the next."""
+        if self.closing:
+            return
+        if self.awaiting_pong:
+            await self.close(DisconnectReason.PING_TIMEOUT, NORMAL_CLOSURE)
+            return
+        self.awaiting_pong = True
+        await self.send_frame(engineio.encode(engineio.Packet(PacketType.PING)))
+
+    async def to_worker(self, message: dict[str, Any]) -> None:
+        """Send a message about this session to its worker; a stalled worker closes the connection."""
+        message["eio"] = self.eio_sid
+        message["reply"] = self.channel_name
+        try:
+            await self.channel_layer.send(self.worker, message)
+        except ChannelFull:
+            logger.warning("worker channel %s is full: session %s closed", self.worker, self.eio_sid)
+            self.closing = True
+            await self.send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
+
+    async def end(self, reason: DisconnectReason) -> None:
+        """Stop serving the session and tell the worker why, once."""
+        if self.closing:
+            return
+        self.closing = True
+        await self.channel_layer.group_discard(HEARTBEAT_GROUP, self.channel_name)
+        await self.to_worker({"type": messages.CLOSE, "reason": str(reason)})
+
+    async def close(self, reason: DisconnectReason, code: int) -> None:
+        """Close the connection from the server side."""
+        logger.info("session %s closed: %s", self.eio_sid, reason)
+        await self.end(reason)
+        await self.send({"type": "websocket.close", "code": code})
+
+    async def send_message(self, frame: str | bytes) -> None:
+        """Send one Socket.IO frame as an Engine.IO MESSAGE."""
+        await self.send_frame(engineio.encode(engineio.Packet(PacketType.MESSAGE, frame)))
+
+    async def send_frame(self, frame: str | bytes) -> None:
+        """Send one WebSocket frame."""
+        if isinstance(frame, bytes):
+            await self.send({"type": "websocket.send", "bytes": frame})
+        else:
+            await self.send({"type": "websocket.send", "text": frame})
+
+
+def _payload_size(frame: str | bytes) -> int:
+    """Bytes a frame took on the wire; text is encoded only when it might be too large."""
+    if isinstance(frame, bytes) or len(frame) * 4 <= conf.MAX_PAYLOAD:
+        return len(frame)
+    return len(frame.encode("utf-8", "surrogatepass"))
+
+
+class HandshakeErrorConsumer(AsyncConsumer):
+    """Answers plain HTTP requests to the endpoint with Engine.IO's error codes.
+
+    Only the WebSocket transport is served, so every HTTP request is refused
+    with status 400 and ``{"code": ..., "message": ...}``.
+    """
+
+    async def http_request(self, message: dict[str, Any]) -> None:
+        """Refuse the request with the Engine.IO error that fits it."""
+        if message.get("more_body"):
+            return
+        query = parsed_query(self.scope)
+        error = query_error(query, "websocket")
+        code = HandshakeError.BAD_REQUEST if error is None else error
+        body = engineio.handshake_error_body(code)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await self.send({"type": "http.response.start", "status": 400, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
+        raise StopConsumer
+
+    async def http_disconnect(self, message: dict[str, Any]) -> None:
+        """The client left before the answer."""
+        raise StopConsumer

@@ -1,0 +1,38 @@
+"""Every error sioless raises, under one root class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SiolessError(Exception):
+    """Root of the errors sioless raises."""
+
+
+class ProtocolError(SiolessError):
+    """A packet that does not follow Engine.IO v4 or Socket.IO v5.
+
+    The codecs raise it for every malformed input; the server answers it with a
+    clean close of the offending connection only.
+    """
+
+
+class ConnectionRefused(SiolessError):
+    """Raised by a ``connect`` handler to refuse a client.
+
+    The client receives a CONNECT_ERROR packet whose ``message`` is the message
+    given here and whose ``data`` is ``data`` (when given).
+    """
+
+    def __init__(self, message: str = "Connection refused", data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class AckTimeout(SiolessError, TimeoutError):
+    """A client did not acknowledge a ``call`` within its timeout."""
+
+
+class SocketGone(SiolessError):
+    """The socket a ``call`` waited on disconnected before it acknowledged."""

@@ -1,0 +1,48 @@
+"""``manage.py sioless_worker``: run the socket worker for some or all shards."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from sioless.conf import conf
+from sioless.server import sio
+from sioless.worker import Worker
+
+
+class Command(BaseCommand):
+    help = "Run the sioless socket worker: Socket.IO logic and handlers for the given shards."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--shard",
+            type=int,
+            action="append",
+            dest="shards",
+            help="A shard to serve (repeat for several); default: every shard.",
+        )
+        parser.add_argument(
+            "--heartbeat",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Also drive the ping heartbeat (default: when serving shard 0).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        shards = options["shards"] or list(range(conf.SHARDS))
+        bad = [shard for shard in shards if not 0 <= shard < conf.SHARDS]
+        if bad:
+            raise CommandError(f"shards {bad} out of range: SIOLESS['SHARDS'] is {conf.SHARDS}")
+        heartbeat = options["heartbeat"] if options["heartbeat"] is not None else 0 in shards
+        asyncio.run(self.serve(Worker(sio, sio.channel_layer, sorted(set(shards)), heartbeat=heartbeat)))
+
+    async def serve(self, worker: Worker) -> None:
+        """Run the worker; SIGTERM and SIGINT stop it gracefully."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        await worker.run()

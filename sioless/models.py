@@ -1,0 +1,80 @@
+"""The state a worker revives from: engine sessions, namespace sockets, room memberships.
+
+Rows change on state changes only (open, connect, join, leave, data saved,
+disconnect, close), never per event.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from .fields import JSONTextField, NameField
+
+
+class EngineSession(models.Model):
+    """One Engine.IO connection: where its consumer listens, and its handshake."""
+
+    sid = models.CharField(primary_key=True, max_length=40)
+    shard = models.PositiveIntegerField(db_index=True)
+    reply_channel = models.CharField(max_length=200)
+    handshake = JSONTextField()
+    user_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    opened = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "engine session"
+
+    def __str__(self) -> str:
+        return self.sid
+
+
+class NamespaceSocket(models.Model):
+    """A socket connected to a namespace, with its auth payload and data."""
+
+    sid = models.CharField(primary_key=True, max_length=40)
+    session = models.ForeignKey(EngineSession, on_delete=models.CASCADE, related_name="sockets")
+    namespace = NameField()
+    namespace_group = models.CharField(max_length=64, db_index=True, help_text="names.namespace_group(namespace)")
+    auth = JSONTextField(default=dict)
+    data = JSONTextField(default=dict)
+    connected = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "socket"
+
+    def __str__(self) -> str:
+        return f"{self.namespace} {self.sid}"
+
+
+class RoomMembership(models.Model):
+    """A socket in a room (its own sid-named room is implied, not stored).
+
+    Rooms are looked up by ``group`` (a hash of namespace and room, the room's
+    channel-layer group): names of any length stay out of the indexes.
+    """
+
+    socket = models.ForeignKey(NamespaceSocket, on_delete=models.CASCADE, related_name="memberships")
+    namespace = NameField()
+    room = NameField()
+    group = models.CharField(max_length=64, db_index=True, help_text="names.room_group(namespace, room)")
+
+    class Meta:
+        verbose_name = "room membership"
+        constraints = [models.UniqueConstraint(fields=["socket", "group"], name="sioless_one_membership_per_room")]
+
+    def __str__(self) -> str:
+        return f"{self.room} ∋ {self.socket_id}"
+
+
+class ShardLease(models.Model):
+    """Which worker serves a shard, until when: exactly one at a time."""
+
+    shard = models.PositiveIntegerField(primary_key=True)
+    holder = models.CharField(max_length=100)
+    expires = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "shard lease"
+
+    def __str__(self) -> str:
+        return f"shard {self.shard}: {self.holder}"

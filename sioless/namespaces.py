@@ -1,0 +1,91 @@
+"""Handler registration: namespaces, their events, and which namespace serves a name."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+Handler = Callable[..., Any]
+NamespaceMatcher = str | re.Pattern[str] | Callable[[str], bool]
+H = TypeVar("H", bound=Handler)
+
+#: Events a client may not trigger: they belong to the socket's life cycle.
+LIFECYCLE_EVENTS = frozenset({"connect", "disconnect"})
+#: The event name of a catch-all handler, called as ``handler(socket, event, *args)``.
+CATCH_ALL = "*"
+
+
+class Namespace:
+    """The handlers of one namespace, or of every namespace a pattern matches.
+
+    Register functions with :meth:`on`, or subclass and define ``on_<event>``
+    methods taking ``(self, socket, *args)``.
+    """
+
+    def __init__(self, namespace: NamespaceMatcher = "/") -> None:
+        if isinstance(namespace, str) and not namespace.startswith("/"):
+            raise ValueError(f"namespace {namespace!r} must start with '/'")
+        self.namespace = namespace
+        self._handlers: dict[str, Handler] = {}
+
+    def on(self, event: str, handler: H | None = None) -> Any:
+        """Register ``handler`` for ``event``; usable as a decorator."""
+
+        def register(function: H) -> H:
+            self._handlers[event] = function
+            return function
+
+        return register(handler) if handler is not None else register
+
+    def handler(self, event: str) -> Handler | None:
+        """The handler registered for ``event``, if any."""
+        handler = self._handlers.get(event)
+        if handler is None and event.isidentifier():
+            handler = getattr(self, f"on_{event}", None)
+        return handler
+
+    def matches(self, name: str) -> bool:
+        """Whether this serves the namespace called ``name``."""
+        if isinstance(self.namespace, str):
+            return self.namespace == name
+        if isinstance(self.namespace, re.Pattern):
+            return self.namespace.fullmatch(name) is not None
+        return bool(self.namespace(name))
+
+
+class Registry:
+    """Every namespace a server serves: exact names first, then patterns in order."""
+
+    def __init__(self) -> None:
+        self._exact: dict[str, Namespace] = {}
+        self._dynamic: list[Namespace] = []
+
+    def register_namespace(self, namespace: Namespace) -> Namespace:
+        """Serve ``namespace``, replacing one registered for the same name or pattern."""
+        if isinstance(namespace.namespace, str):
+            self._exact[namespace.namespace] = namespace
+        else:
+            self._dynamic = [ns for ns in self._dynamic if ns.namespace != namespace.namespace]
+            self._dynamic.append(namespace)
+        return namespace
+
+    def of(self, namespace: NamespaceMatcher) -> Namespace:
+        """The Namespace registered for a name or pattern, created when missing."""
+        if isinstance(namespace, str) and namespace in self._exact:
+            return self._exact[namespace]
+        for candidate in self._dynamic:
+            if candidate.namespace == namespace:
+                return candidate
+        return self.register_namespace(Namespace(namespace))
+
+    def on(self, event: str, handler: H | None = None, *, namespace: NamespaceMatcher = "/") -> Any:
+        """Register a handler for ``event`` in ``namespace``; usable as a decorator."""
+        return self.of(namespace).on(event, handler)
+
+    def namespace_for(self, name: str) -> Namespace | None:
+        """The Namespace serving ``name``, or None when the namespace is unknown."""
+        exact = self._exact.get(name)
+        if exact is not None:
+            return exact
+        return next((ns for ns in self._dynamic if ns.matches(name)), None)

@@ -1,0 +1,1 @@
+"""Pure codecs for the wire protocols: no Django, no I/O."""

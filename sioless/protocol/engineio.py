@@ -1,0 +1,97 @@
+"""Engine.IO v4 packets over WebSocket.
+
+Wire format (one packet per WebSocket frame)::
+
+    text frame:   <type digit>[<utf-8 data>]     e.g. "2" (ping), "4hello" (message)
+    binary frame: <raw bytes>                     always a MESSAGE packet in v4
+
+Types: 0 open, 1 close, 2 ping, 3 pong, 4 message, 5 upgrade, 6 noop. The open
+packet carries the handshake as JSON::
+
+    0{"sid":"...","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import IntEnum
+
+from ..exceptions import ProtocolError
+
+Frame = str | bytes
+
+
+class PacketType(IntEnum):
+    OPEN = 0
+    CLOSE = 1
+    PING = 2
+    PONG = 3
+    MESSAGE = 4
+    UPGRADE = 5
+    NOOP = 6
+
+
+class HandshakeError(IntEnum):
+    """The Engine.IO error codes of a refused HTTP request."""
+
+    UNKNOWN_TRANSPORT = 0
+    UNKNOWN_SID = 1
+    BAD_HANDSHAKE_METHOD = 2
+    BAD_REQUEST = 3
+    FORBIDDEN = 4
+    UNSUPPORTED_PROTOCOL_VERSION = 5
+
+
+HANDSHAKE_ERROR_MESSAGES = {
+    HandshakeError.UNKNOWN_TRANSPORT: "Transport unknown",
+    HandshakeError.UNKNOWN_SID: "Session ID unknown",
+    HandshakeError.BAD_HANDSHAKE_METHOD: "Bad handshake method",
+    HandshakeError.BAD_REQUEST: "Bad request",
+    HandshakeError.FORBIDDEN: "Forbidden",
+    HandshakeError.UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
+}
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One Engine.IO packet; ``data`` is bytes only for binary messages."""
+
+    type: PacketType
+    data: str | bytes = ""
+
+
+def encode(packet: Packet) -> Frame:
+    """Encode a packet as one WebSocket frame."""
+    if isinstance(packet.data, bytes):
+        if packet.type is not PacketType.MESSAGE:
+            raise ValueError("only MESSAGE packets carry binary data")
+        return packet.data
+    return f"{packet.type.value}{packet.data}"
+
+
+def decode(frame: Frame) -> Packet:
+    """Decode one WebSocket frame; raise ProtocolError when it is not a packet."""
+    if isinstance(frame, bytes):
+        return Packet(PacketType.MESSAGE, frame)
+    if not frame or not "0" <= frame[0] <= "6":
+        raise ProtocolError(f"unknown Engine.IO packet type in {frame[:16]!r}")
+    return Packet(PacketType(int(frame[0])), frame[1:])
+
+
+def open_packet(sid: str, *, ping_interval_ms: int, ping_timeout_ms: int, max_payload: int, upgrades: list[str]) -> str:
+    """The OPEN frame that starts a session."""
+    handshake = {
+        "sid": sid,
+        "upgrades": upgrades,
+        "pingInterval": ping_interval_ms,
+        "pingTimeout": ping_timeout_ms,
+        "maxPayload": max_payload,
+    }
+    return f"{PacketType.OPEN.value}{json.dumps(handshake, separators=(',', ':'))}"
+
+
+def handshake_error_body(code: HandshakeError) -> bytes:
+    """The JSON body of an HTTP 400 refusing a request, as Engine.IO servers send it."""
+    body = {"code": code.value, "message": HANDSHAKE_ERROR_MESSAGES[code]}
+    return json.dumps(body, separators=(",", ":")).encode()

@@ -1,0 +1,135 @@
+"""The server API: handler registration and operations that work from anywhere in Django."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Union
+
+from channels.db import database_sync_to_async
+from channels.layers import BaseChannelLayer, get_channel_layer
+
+from . import messages
+from .conf import conf
+from .names import namespace_group, room_group
+from .namespaces import Registry
+from .protocol import socketio
+from .twins import sync_twin
+
+if TYPE_CHECKING:
+    from .socket import Socket
+    from .store import StoredSocket
+
+#: Rooms as the emit functions take them: a room, a socket (its own room), or several.
+Rooms = Union[str, "Socket", Iterable[Union[str, "Socket"]], None]
+
+
+def room_names(rooms: Rooms) -> list[str]:
+    """Flatten ``rooms`` to room names; a socket stands for the room named by its sid."""
+    if rooms is None:
+        return []
+    if isinstance(rooms, str):
+        return [rooms]
+    sid = getattr(rooms, "sid", None)
+    if isinstance(sid, str):
+        return [sid]
+    names: list[str] = []
+    for room in rooms:  # type: ignore[union-attr]
+        names.extend(room_names(room))
+    return names
+
+
+def target_groups(namespace: str, to: Rooms) -> list[str]:
+    """The groups of the rooms in ``to``; the namespace's group when ``to`` is empty."""
+    return [room_group(namespace, _room(room)) for room in room_names(to)] or [namespace_group(namespace)]
+
+
+class Server(Registry):
+    """Handlers plus the operations a view, task or handler uses to reach sockets.
+
+    Every operation goes through the channel layer, so it works from any
+    process of the project; each has a blocking twin without the ``a`` prefix.
+    """
+
+    @property
+    def channel_layer(self) -> BaseChannelLayer:
+        """The channel layer named by ``SIOLESS['CHANNEL_LAYER']``."""
+        layer = get_channel_layer(conf.CHANNEL_LAYER)
+        if layer is None:
+            raise RuntimeError(f"CHANNEL_LAYERS has no {conf.CHANNEL_LAYER!r} layer")
+        return layer
+
+    async def aemit(self, event: str, *args: Any, to: Rooms = None, namespace: str = "/", skip: Rooms = None) -> None:
+        """Send ``event`` to the sockets in ``to`` (rooms or sids; default: the whole namespace).
+
+        Sockets in a ``skip`` room, or skip sockets, do not receive it; a socket
+        in several ``to`` rooms receives it once.
+        """
+        frames = socketio.encode(socketio.Packet(socketio.PacketType.EVENT, namespace, [event, *args]))
+        targets = target_groups(namespace, to)
+        skipped = [room_group(namespace, room) for room in room_names(skip)]
+        message = {"type": messages.BROADCAST, "frames": frames, "targets": targets, "skip": skipped}
+        layer = self.channel_layer
+        for via, group in enumerate(targets):
+            await layer.group_send(group, {**message, "via": via})
+
+    async def aenter_room(self, sid: str, room: str, namespace: str = "/") -> None:
+        """Make the socket ``sid`` of ``namespace`` join ``room``."""
+        await self.asockets_join(room, to=sid, namespace=namespace)
+
+    async def aleave_room(self, sid: str, room: str, namespace: str = "/") -> None:
+        """Make the socket ``sid`` of ``namespace`` leave ``room``."""
+        await self.asockets_leave(room, to=sid, namespace=namespace)
+
+    async def aclose_room(self, room: str, namespace: str = "/") -> None:
+        """Make every socket in ``room`` leave it."""
+        await self.asockets_leave(room, to=room, namespace=namespace)
+
+    async def adisconnect(self, sid: str, namespace: str = "/") -> None:
+        """Disconnect the socket ``sid`` from ``namespace`` (reason "server namespace disconnect")."""
+        await self.adisconnect_sockets(to=sid, namespace=namespace)
+
+    async def asockets_join(self, room: str, to: Rooms = None, namespace: str = "/") -> None:
+        """Make the sockets in ``to`` (default: the whole namespace) join ``room``."""
+        await self._command("join", namespace, to, room=_room(room))
+
+    async def asockets_leave(self, room: str, to: Rooms = None, namespace: str = "/") -> None:
+        """Make the sockets in ``to`` (default: the whole namespace) leave ``room``."""
+        await self._command("leave", namespace, to, room=_room(room))
+
+    async def adisconnect_sockets(self, to: Rooms = None, namespace: str = "/") -> None:
+        """Disconnect the sockets in ``to`` (default: the whole namespace)."""
+        await self._command("disconnect", namespace, to)
+
+    async def afetch_sockets(self, to: Rooms = None, namespace: str = "/") -> list[StoredSocket]:
+        """The sockets in ``to`` (default: the whole namespace), read from the database:
+        sid, rooms, data, auth and handshake, whichever process serves them."""
+        from . import store
+
+        return await database_sync_to_async(store.fetch_sockets)(namespace, room_names(to))
+
+    async def _command(self, op: str, namespace: str, to: Rooms, **fields: Any) -> None:
+        """Send a command to the sockets in ``to``; each one's worker carries it out in order."""
+        groups = target_groups(namespace, to)
+        message = {"type": messages.COMMAND, "op": op, "namespace": namespace, **fields}
+        for group in groups:
+            await self.channel_layer.group_send(group, message)
+
+    emit = sync_twin(aemit)
+    enter_room = sync_twin(aenter_room)
+    leave_room = sync_twin(aleave_room)
+    close_room = sync_twin(aclose_room)
+    disconnect = sync_twin(adisconnect)
+    sockets_join = sync_twin(asockets_join)
+    sockets_leave = sync_twin(asockets_leave)
+    disconnect_sockets = sync_twin(adisconnect_sockets)
+    fetch_sockets = sync_twin(afetch_sockets)
+
+
+def _room(room: Any) -> str:
+    if not isinstance(room, str):
+        raise TypeError(f"room names are strings, not {type(room).__name__}")
+    return room
+
+
+#: The project's server: register handlers on it and emit through it.
+sio = Server()

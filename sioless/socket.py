@@ -1,0 +1,199 @@
+"""The socket a handler receives: one client's connection to one namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import AckTimeout, SocketGone
+from .protocol import socketio
+from .twins import sync_twin
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    from .namespaces import Namespace
+    from .worker import EngineSession, Worker
+
+DEFAULT_CALL_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What the client's HTTP upgrade request said (``cookie`` is left out)."""
+
+    query: dict[str, str]
+    headers: dict[str, str]
+    address: str
+    url: str
+    issued: float
+    user_id: str | None = None
+
+    def to_message(self) -> dict[str, Any]:
+        """A form the channel layer can carry."""
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> Handshake:
+        """The inverse of :meth:`to_message`."""
+        return cls(**message)
+
+
+class SocketData(dict[str, Any]):
+    """``socket.data``: a dict that notes top-level changes, so the worker saves them."""
+
+    dirty = False
+
+    def _changed(self) -> None:
+        self.dirty = True
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def __ior__(self, other: Any) -> SocketData:  # type: ignore[override,misc]
+        super().__ior__(other)
+        self._changed()
+        return self
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self._changed()
+        return super().setdefault(key, default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._changed()
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._changed()
+        return super().popitem()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
+class Socket:
+    """A client connected to a namespace, as handlers see it.
+
+    ``data`` is free for the application and is kept across worker restarts:
+    top-level changes are saved after the handler that made them returns
+    (call ``socket.mark_changed()`` after changing a nested value). ``rooms``
+    holds the rooms it is in, its own sid among them.
+    """
+
+    def __init__(
+        self, worker: Worker, session: EngineSession, sid: str, namespace: str, auth: Any, handlers: Namespace
+    ) -> None:
+        self.sid = sid
+        self.namespace = namespace
+        self.auth = auth
+        self.data = SocketData()
+        self.rooms: set[str] = {sid}
+        self.connected = False
+        self.persisted = False
+        self.saving = False
+        self.handlers = handlers
+        self._worker = worker
+        self._session = session
+        # Ids start at random so acks meant for a previous worker's calls match nothing.
+        self._ack_ids = itertools.count(secrets.randbelow(2**31))
+        self._pending_acks: dict[int, Callable[..., Any] | asyncio.Future[list[Any]]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.sid} {self.namespace}>"
+
+    @property
+    def eio_sid(self) -> str:
+        """The id of the Engine.IO connection carrying this socket."""
+        return self._session.eio_sid
+
+    @property
+    def handshake(self) -> Handshake:
+        """The client's handshake: query, headers, address, url."""
+        return self._session.handshake
+
+    @property
+    def user(self) -> AbstractBaseUser | AnonymousUser:
+        """The Django user of the handshake (``scope["user"]``), loaded once a connection."""
+        return self._session.user
+
+    def mark_changed(self) -> None:
+        """Have ``data`` saved after this handler, for changes below its top level."""
+        self.data.dirty = True
+
+    async def aemit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> None:
+        """Send ``event`` to this client; ``callback(*ack_args)`` runs when it acknowledges."""
+        ack_id = None
+        if callback is not None:
+            ack_id = next(self._ack_ids)
+            self._pending_acks[ack_id] = callback
+        packet = socketio.Packet(socketio.PacketType.EVENT, self.namespace, [event, *args], ack_id)
+        await self._worker.send_frames(self._session, socketio.encode(packet))
+
+    async def acall(self, event: str, *args: Any, timeout: float = DEFAULT_CALL_TIMEOUT) -> Any:
+        """Send ``event`` and wait for the client's acknowledgement.
+
+        Returns the single ack argument (a tuple when there are several). Raises
+        AckTimeout after ``timeout`` seconds and SocketGone if the socket
+        disconnects first.
+        """
+        answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        ack_id = next(self._ack_ids)
+        self._pending_acks[ack_id] = answer
+        packet = socketio.Packet(socketio.PacketType.EVENT, self.namespace, [event, *args], ack_id)
+        await self._worker.send_frames(self._session, socketio.encode(packet))
+        try:
+            ack_args = await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            raise AckTimeout(f"{event!r} not acknowledged by {self.sid} within {timeout} s") from None
+        finally:
+            self._pending_acks.pop(ack_id, None)
+        return ack_args[0] if len(ack_args) == 1 else tuple(ack_args) if ack_args else None
+
+    async def ajoin(self, room: str) -> None:
+        """Enter ``room``."""
+        await self._worker.join(self, room)
+
+    async def aleave(self, room: str) -> None:
+        """Leave ``room``."""
+        await self._worker.leave(self, room)
+
+    async def adisconnect(self) -> None:
+        """Disconnect this socket from its namespace (reason "server namespace disconnect")."""
+        await self._worker.disconnect_socket(self)
+
+    def acknowledge(self, ack_id: int, ack_args: list[Any]) -> None:
+        """Deliver the client's ACK to its ``call`` or callback; an unknown id is ignored."""
+        waiter = self._pending_acks.pop(ack_id, None)
+        if isinstance(waiter, asyncio.Future):
+            if not waiter.done():
+                waiter.set_result(ack_args)
+        elif waiter is not None:
+            self._worker.run_handler(waiter, *ack_args)
+
+    def abandon_acks(self, why: str) -> None:
+        """Fail every ``call`` still waiting with SocketGone; drop pending callbacks."""
+        pending, self._pending_acks = self._pending_acks, {}
+        for waiter in pending.values():
+            if isinstance(waiter, asyncio.Future) and not waiter.done():
+                waiter.set_exception(SocketGone(f"{self.sid}: {why} before acknowledging"))
+
+    emit = sync_twin(aemit)
+    call = sync_twin(acall)
+    join = sync_twin(ajoin)
+    leave = sync_twin(aleave)
+    disconnect = sync_twin(adisconnect)

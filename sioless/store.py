@@ -1,0 +1,171 @@
+"""Reads and writes of the worker's state in the database, in a thread of their own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Q
+from django.db.models.functions import Now
+
+from .models import EngineSession, NamespaceSocket, RoomMembership, ShardLease
+from .names import namespace_group, room_group
+
+T = TypeVar("T")
+
+#: One thread for every read and write of the worker's state: they happen in
+#: order, and never wait behind the user's sync handlers in Django's thread.
+_STORE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sioless-store")
+
+
+async def in_store_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run a function of this module in the store's thread.
+
+    The thread keeps its database connection (connecting per write would cost
+    more than the write); a database error closes it, so the next call connects
+    afresh.
+    """
+
+    def run() -> T:
+        try:
+            return function(*args)
+        except DatabaseError:
+            connection.close()
+            raise
+
+    return await asyncio.get_running_loop().run_in_executor(_STORE_THREAD, run)
+
+
+@dataclass(frozen=True)
+class StoredSocket:
+    """A socket as the database holds it."""
+
+    sid: str
+    eio_sid: str
+    namespace: str
+    auth: Any
+    data: dict[str, Any]
+    rooms: frozenset[str]
+    handshake: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """An engine session as the database holds it, with its sockets."""
+
+    sid: str
+    reply_channel: str
+    handshake: dict[str, Any]
+    sockets: list[StoredSocket]
+
+
+def save_session(sid: str, shard: int, reply_channel: str, handshake: dict[str, Any]) -> None:
+    """Record a new engine session."""
+    EngineSession.objects.create(
+        sid=sid, shard=shard, reply_channel=reply_channel, handshake=handshake, user_id=handshake.get("user_id")
+    )
+
+
+def delete_session(sid: str) -> None:
+    """Forget an engine session with its sockets and their rooms."""
+    EngineSession.objects.filter(sid=sid).delete()
+
+
+def save_socket(eio_sid: str, sid: str, namespace: str, auth: Any, data: dict[str, Any], rooms: set[str]) -> None:
+    """Record a socket whose connect handler accepted it, with the rooms it joined there."""
+    with transaction.atomic():
+        NamespaceSocket.objects.create(
+            sid=sid,
+            session_id=eio_sid,
+            namespace=namespace,
+            namespace_group=namespace_group(namespace),
+            auth=auth,
+            data=data,
+        )
+        RoomMembership.objects.bulk_create(_membership(sid, namespace, room) for room in rooms if room != sid)
+
+
+def delete_socket(sid: str) -> None:
+    """Forget a socket and its rooms."""
+    NamespaceSocket.objects.filter(sid=sid).delete()
+
+
+def _membership(sid: str, namespace: str, room: str) -> RoomMembership:
+    return RoomMembership(socket_id=sid, namespace=namespace, room=room, group=room_group(namespace, room))
+
+
+def add_membership(sid: str, namespace: str, room: str) -> None:
+    """Record that socket ``sid`` joined ``room``."""
+    RoomMembership.objects.bulk_create([_membership(sid, namespace, room)], ignore_conflicts=True)
+
+
+def remove_membership(sid: str, namespace: str, room: str) -> None:
+    """Record that socket ``sid`` left ``room``."""
+    RoomMembership.objects.filter(socket_id=sid, group=room_group(namespace, room)).delete()
+
+
+def save_data(sid: str, data: dict[str, Any]) -> None:
+    """Store a socket's ``data``."""
+    NamespaceSocket.objects.filter(sid=sid).update(data=data)
+
+
+def load_shard(shard: int) -> list[StoredSession]:
+    """Every session of a shard, with sockets and rooms: what a worker revives."""
+    sessions = EngineSession.objects.filter(shard=shard).prefetch_related("sockets__memberships")
+    return [
+        StoredSession(
+            sid=session.sid,
+            reply_channel=session.reply_channel,
+            handshake=session.handshake,
+            sockets=[_stored_socket(socket, session) for socket in session.sockets.all()],
+        )
+        for session in sessions
+    ]
+
+
+def fetch_sockets(namespace: str, rooms: list[str]) -> list[StoredSocket]:
+    """The sockets of ``namespace`` in any of ``rooms`` (all of them when ``rooms`` is empty)."""
+    sockets = NamespaceSocket.objects.filter(namespace_group=namespace_group(namespace))
+    if rooms:
+        groups = [room_group(namespace, room) for room in rooms]
+        sockets = sockets.filter(Q(sid__in=rooms) | Q(memberships__group__in=groups)).distinct()
+    return [
+        _stored_socket(socket, socket.session)
+        for socket in sockets.select_related("session").prefetch_related("memberships").order_by("connected")
+    ]
+
+
+def _stored_socket(socket: NamespaceSocket, session: EngineSession) -> StoredSocket:
+    return StoredSocket(
+        sid=socket.sid,
+        eio_sid=session.sid,
+        namespace=socket.namespace,
+        auth=socket.auth,
+        data=socket.data,
+        rooms=frozenset({socket.sid, *(membership.room for membership in socket.memberships.all())}),
+        handshake=session.handshake,
+    )
+
+
+def acquire_lease(shard: int, holder: str, ttl: float) -> bool:
+    """Take or renew the lease of ``shard`` for ``ttl`` seconds; False while another holds it."""
+    expires = Now() + timedelta(seconds=ttl)
+    leases = ShardLease.objects.filter(shard=shard)
+    if leases.filter(Q(holder=holder) | Q(expires__lt=Now())).update(holder=holder, expires=expires):
+        return True
+    try:
+        with transaction.atomic():
+            ShardLease.objects.create(shard=shard, holder=holder, expires=expires)
+    except IntegrityError:
+        return False
+    return True
+
+
+def release_lease(shard: int, holder: str) -> None:
+    """Give up the lease of ``shard`` at once, if ``holder`` has it."""
+    ShardLease.objects.filter(shard=shard, holder=holder).update(expires=Now())

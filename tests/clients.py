@@ -1,0 +1,108 @@
+"""Client helpers for tests: python-socketio's AsyncClient and a raw Engine.IO WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import socketio
+
+
+class Recorder:
+    """Collects the arguments of every event a client receives, by event name."""
+
+    def __init__(self, client: socketio.AsyncClient, *events: str) -> None:
+        self.seen: dict[str, asyncio.Queue[Any]] = {event: asyncio.Queue() for event in events}
+        for event in events:
+            client.on(event, self.seen[event].put_nowait)
+
+    async def next(self, event: str, timeout: float = 5.0) -> Any:
+        return await asyncio.wait_for(self.seen[event].get(), timeout)
+
+    async def next_where(self, event: str, wanted: Callable[[Any], bool], timeout: float = 5.0) -> Any:
+        """The next arguments of ``event`` that ``wanted`` accepts, skipping others."""
+        async with asyncio.timeout(timeout):
+            while not wanted(found := await self.seen[event].get()):
+                pass
+        return found
+
+    def empty(self, event: str) -> bool:
+        return self.seen[event].empty()
+
+
+@contextlib.asynccontextmanager
+async def sio_client(url: str, **connect: Any) -> AsyncIterator[socketio.AsyncClient]:
+    """A python-socketio AsyncClient connected over WebSocket, disconnected afterwards."""
+    client = socketio.AsyncClient(reconnection=False)
+    connect.setdefault("transports", ["websocket"])
+    connect.setdefault("wait_timeout", 5)
+    await client.connect(url, **connect)
+    try:
+        yield client
+    finally:
+        await client.disconnect()
+
+
+class RawEngine:
+    """An Engine.IO WebSocket driven frame by frame, for protocol tests."""
+
+    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, handshake: dict[str, Any]):
+        self.session = session
+        self.ws = ws
+        self.handshake = handshake
+
+    @classmethod
+    async def open(cls, url: str, query: str = "EIO=4&transport=websocket") -> RawEngine:
+        session = aiohttp.ClientSession()
+        try:
+            ws = await session.ws_connect(f"{url.replace('http', 'ws', 1)}/socket.io/?{query}", autoping=False)
+            first = await ws.receive(timeout=5)
+        except BaseException:
+            await session.close()
+            raise
+        assert first.type is aiohttp.WSMsgType.TEXT and first.data.startswith("0"), first
+        return cls(session, ws, json.loads(first.data[1:]))
+
+    async def send(self, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            await self.ws.send_bytes(frame)
+        else:
+            await self.ws.send_str(frame)
+
+    async def receive(self, timeout: float = 5.0) -> str | bytes:
+        """The next data frame, answering pings on the way."""
+        while True:
+            message = await self.ws.receive(timeout=timeout)
+            if message.type is aiohttp.WSMsgType.TEXT and message.data == "2":
+                await self.ws.send_str("3")
+                continue
+            if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                return message.data  # type: ignore[no-any-return]
+            raise ConnectionError(f"closed: {message.type.name} {message.data}")
+
+    async def closed_with(self, timeout: float = 5.0) -> int | None:
+        """The close code once the server closes, skipping data frames."""
+        while True:
+            message = await self.ws.receive(timeout=timeout)
+            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                return self.ws.close_code
+            if message.type is aiohttp.WSMsgType.ERROR:
+                return None
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.session.close()
+
+
+@contextlib.asynccontextmanager
+async def raw_engine(url: str) -> AsyncIterator[RawEngine]:
+    """A RawEngine closed afterwards, whatever happens."""
+    raw = await RawEngine.open(url)
+    try:
+        yield raw
+    finally:
+        await raw.close()

@@ -1,0 +1,158 @@
+"""Handlers the tests' clients talk to; registered through SIOLESS['HANDLER_MODULES']."""
+
+import re
+from typing import Any
+
+from sioless import AckTimeout, ConnectionRefused, Namespace, Socket, sio
+
+WATCHERS = "watchers"
+
+
+@sio.on("connect")
+async def connect(socket: Socket, auth: dict[str, Any]) -> None:
+    if auth.get("refuse"):
+        raise ConnectionRefused("refused", {"reason": auth["refuse"]})
+    if auth.get("watch"):
+        await socket.ajoin(WATCHERS)
+
+
+@sio.on("disconnect")
+async def disconnect(socket: Socket, reason: str) -> None:
+    await sio.aemit("gone", {"sid": socket.sid, "reason": reason}, to=WATCHERS)
+
+
+@sio.on("whoami")
+def whoami(socket: Socket) -> dict[str, Any]:
+    """A sync handler: touches the user, as ORM code would."""
+    return {
+        "sid": socket.sid,
+        "namespace": socket.namespace,
+        "auth": socket.auth,
+        "user": socket.user.get_username() if socket.user.is_authenticated else None,
+        "query": socket.handshake.query,
+        "address": socket.handshake.address,
+        "has_cookie_header": "cookie" in socket.handshake.headers,
+    }
+
+
+@sio.on("echo")
+async def echo(socket: Socket, *args: Any) -> tuple[Any, ...]:
+    return args
+
+
+@sio.on("echo_sync")
+def echo_sync(socket: Socket, *args: Any) -> tuple[Any, ...]:
+    return args
+
+
+@sio.on("no_ack")
+async def no_ack(socket: Socket) -> None:
+    await socket.aemit("no_ack_done")
+
+
+@sio.on("join")
+async def join(socket: Socket, room: str) -> list[str]:
+    await socket.ajoin(room)
+    return sorted(socket.rooms - {socket.sid})
+
+
+@sio.on("leave")
+async def leave(socket: Socket, room: str) -> list[str]:
+    await socket.aleave(room)
+    return sorted(socket.rooms - {socket.sid})
+
+
+@sio.on("broadcast")
+async def broadcast(socket: Socket, to: str | list[str], payload: Any, options: dict[str, Any] | None = None) -> str:
+    options = options or {}
+    skip: list[Any] = list(options.get("skip_rooms", []))
+    if options.get("skip_self"):
+        skip.append(socket)
+    await sio.aemit("news", payload, to=to, skip=skip)
+    return "sent"
+
+
+@sio.on("close_room")
+async def close_room(socket: Socket, room: str) -> str:
+    await sio.aclose_room(room)
+    return "closed"
+
+
+@sio.on("ask_me")
+async def ask_me(socket: Socket, timeout: float) -> dict[str, Any]:
+    try:
+        return {"answer": await socket.acall("question", 41, timeout=timeout)}
+    except AckTimeout:
+        return {"timeout": True}
+
+
+@sio.on("ask_me_later")
+async def ask_me_later(socket: Socket) -> str:
+    async def on_answer(*args: Any) -> None:
+        await socket.aemit("answered", list(args))
+
+    await socket.aemit("question", 1, callback=on_answer)
+    return "asked"
+
+
+@sio.on("kick_me")
+async def kick_me(socket: Socket) -> None:
+    await socket.adisconnect()
+
+
+@sio.on("seq")
+async def seq(socket: Socket, n: int) -> None:
+    """Numbered events: notes any that comes twice, late or not at all (kept across worker restarts)."""
+    expected = socket.data.get("seq_next", 0)
+    socket.data["seq_next"] = n + 1
+    if n != expected:
+        socket.data["seq_errors"] = [*socket.data.get("seq_errors", []), [expected, n]]
+
+
+@sio.on("seq_report")
+async def seq_report(socket: Socket) -> dict[str, Any]:
+    errors = socket.data.get("seq_errors", [])
+    return {"count": socket.data.get("seq_next", 0), "in_order": not errors, "errors": errors[:5]}
+
+
+@sio.on("record")
+def record(socket: Socket, n: int) -> None:
+    """A sync handler writing with the ORM: one row per event it took."""
+    from tests.app.models import Handled
+
+    Handled.objects.create(sid=socket.sid, n=n)
+
+
+@sio.on("set_data")
+async def set_data(socket: Socket, key: str, value: Any) -> None:
+    socket.data[key] = value
+
+
+@sio.on("get_data")
+def get_data(socket: Socket) -> dict[str, Any]:
+    """Sync, so it answers after the sync handlers of earlier events."""
+    return {key: value for key, value in socket.data.items() if not key.startswith("seq")}
+
+
+@sio.on("*")
+async def anything(socket: Socket, event: str, *args: Any) -> dict[str, Any]:
+    return {"caught": event, "args": list(args)}
+
+
+class Custom(Namespace):
+    """A class-based namespace that wants a token."""
+
+    async def on_connect(self, socket: Socket, auth: dict[str, Any]) -> None:
+        if auth.get("token") != "secret":
+            raise ConnectionRefused("bad token", {"code": 401})
+
+    async def on_hello(self, socket: Socket, name: str) -> str:
+        return f"hello {name} from {socket.namespace}"
+
+
+sio.register_namespace(Custom("/custom"))
+
+
+@sio.on("where", namespace=re.compile(r"/dyn-\d+"))
+async def where(socket: Socket) -> str:
+    return socket.namespace

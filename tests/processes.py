@@ -1,0 +1,124 @@
+"""Real server processes for end-to-end tests: started, awaited, stopped, bounded in time."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+NODE_SCENARIOS = ROOT / "tests" / "js" / "scenarios.mjs"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Process:
+    """A child process whose output goes to tests/artifacts/<name>.log."""
+
+    def __init__(self, name: str, command: Sequence[str], env: dict[str, str]) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = ARTIFACTS / f"{name}.log"
+        self._log: IO[bytes] = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            list(command), cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def log(self) -> str:
+        """What the process printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_port(self, port: int, timeout: float = START_TIMEOUT) -> None:
+        """Return once ``port`` accepts connections; fail if the process dies or time runs out."""
+        self._wait(lambda: _port_open(port), f"port {port}", timeout)
+
+    def wait_for_log(self, text: str, timeout: float = START_TIMEOUT) -> None:
+        """Return once the process has printed ``text``."""
+        self._wait(lambda: text in self.log(), repr(text), timeout)
+
+    def _wait(self, ready: Any, what: str, timeout: float) -> None:
+        """Wait for ``ready()``; a process that never gets ready is stopped before the error."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if self.popen.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{self.name}: no {what} within {timeout} s:\n{self.log()}")
+            time.sleep(0.05)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` and wait for the exit."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            self.popen.wait(STOP_TIMEOUT)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM, then SIGKILL if it lingers past ``timeout`` seconds."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def django_env(settings: str, **extra: str) -> dict[str, str]:
+    """The environment of a Django child process of this test run."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings,
+        "PYTHONUNBUFFERED": "1",
+        "SIOLESS_TEST_LOG_LEVEL": os.environ.get("SIOLESS_TEST_LOG_LEVEL", "INFO"),
+        **extra,
+    }
+
+
+def daphne(name: str, env: dict[str, str]) -> tuple[Process, str]:
+    """A daphne process serving the project; returns it with its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1"]
+    process = Process(name, [*command, "demo_project.asgi:application"], env)
+    process.wait_for_port(port)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def worker(name: str, env: dict[str, str], *shards: int, standby: bool = False) -> Process:
+    """A ``sioless_worker`` process for ``shards``, once it serves them (a standby: once it runs)."""
+    args = [arg for shard in shards for arg in ("--shard", str(shard))]
+    process = Process(name, [sys.executable, "manage.py", "sioless_worker", *args], env)
+    process.wait_for_log("for shards" if standby else f"serving shard {shards[-1]}")
+    return process
+
+
+def run_node(scenario: str, *urls: str, timeout: float = 60.0) -> Any:
+    """Run a scenario of tests/js/scenarios.mjs; return the JSON it printed last."""
+    done = subprocess.run(
+        ["node", str(NODE_SCENARIOS), scenario, *urls], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"node scenario {scenario} failed:\n{done.stderr}\n{done.stdout}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,0 +1,70 @@
+"""Test settings: PostgreSQL and the Redis channel layer, as in production.
+
+Every process of one test run (pytest, daphne, workers) shares the layer prefix
+through the environment, so runs never see each other's messages.
+"""
+
+import os
+import uuid
+
+SECRET_KEY = "tests-only"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "sioless",
+    "tests.app",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+ASGI_APPLICATION = "demo_project.asgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "127.0.0.1",
+        "PORT": 5432,
+        "USER": os.environ.get("SIOLESS_TEST_DB_USER", "postgres"),
+        "NAME": os.environ.get("SIOLESS_TEST_DB_NAME", "test"),
+        "TEST": {"NAME": os.environ.get("SIOLESS_TEST_DB_NAME", f"test_sioless_{os.getpid()}")},
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+    }
+}
+
+LAYER_PREFIX = os.environ.setdefault("SIOLESS_TEST_LAYER_PREFIX", f"siotest-{uuid.uuid4().hex[:10]}")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None, "max_connections": 1000}],
+            "prefix": LAYER_PREFIX,
+            "capacity": 5_000,
+        },
+    }
+}
+
+SIOLESS = {
+    "SHARDS": 2,
+    "PING_INTERVAL": float(os.environ.get("SIOLESS_TEST_PING_INTERVAL", "25")),
+    "PING_TIMEOUT": float(os.environ.get("SIOLESS_TEST_PING_TIMEOUT", "20")),
+    "MAX_PAYLOAD": 100_000,
+    "HANDLER_MODULES": ["tests.handlers"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"timed": {"format": "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "timed"}},
+    "loggers": {"sioless": {"handlers": ["console"], "level": os.environ.get("SIOLESS_TEST_LOG_LEVEL", "WARNING")}},
+}

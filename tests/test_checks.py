@@ -1,0 +1,71 @@
+"""System checks of the SIOLESS settings and the channel layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import CheckMessage
+from pytest_django.fixtures import Settings
+
+from sioless.checks import check_settings
+from sioless.conf import conf
+
+REDIS = "channels_redis.core.RedisChannelLayer"
+
+
+def ids(messages: list[CheckMessage]) -> list[str]:
+    return [message.id or "" for message in messages]
+
+
+def test_the_test_settings_pass() -> None:
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("sioless", "expected"),
+    [
+        ([], ["sioless.E001"]),
+        ({"PING_INTREVAL": 5}, ["sioless.E002"]),
+        ({"SHARDS": 0}, ["sioless.E003"]),
+        ({"MAX_PAYLOAD": "big"}, ["sioless.E003"]),
+        ({"SHARDS": True}, ["sioless.E003"]),
+        ({"PATH": 5}, ["sioless.E004"]),
+        ({"HANDLER_MODULES": "app.sockets"}, ["sioless.E005"]),
+        ({"CHANNEL_LAYER": "missing"}, ["sioless.E006"]),
+        ({"PING_INTERVAL": 10, "PING_TIMEOUT": 10}, ["sioless.W001"]),
+    ],
+)
+def test_bad_settings_are_reported(settings: Settings, sioless: Any, expected: list[str]) -> None:
+    settings.SIOLESS = sioless
+    assert ids(check_settings()) == expected
+
+
+@pytest.mark.parametrize(
+    ("hosts", "expected"),
+    [
+        (["redis://127.0.0.1:6379"], ["sioless.W002"]),
+        ([{"address": "redis://127.0.0.1:6379"}], ["sioless.W002"]),
+        ([{"address": "redis://127.0.0.1:6379", "socket_timeout": None}], []),
+    ],
+)
+def test_redis_hosts_without_socket_timeout_none_are_warned(
+    settings: Settings, hosts: list[Any], expected: list[str]
+) -> None:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS, "CONFIG": {"hosts": hosts}}}
+    assert ids(check_settings()) == expected
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_a_connection_per_handler_call_is_warned(settings: Settings) -> None:
+    settings.DATABASES = {**settings.DATABASES, "other": {"ENGINE": "django.db.backends.sqlite3"}}
+    assert ids(check_settings()) == ["sioless.W003"]
+
+
+def test_settings_are_read_at_access_time(settings: Settings) -> None:
+    settings.SIOLESS = {"PATH": "/rt/", "PING_INTERVAL": 3}
+    assert (conf.PATH, conf.PING_INTERVAL, conf.PING_TIMEOUT) == ("rt", 3.0, 20.0)
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert conf.EMBEDDED_WORKER is True
+    settings.SIOLESS = {"EMBEDDED_WORKER": False}
+    assert conf.EMBEDDED_WORKER is False

@@ -1,0 +1,110 @@
+"""The engine consumer alone, with Channels' communicators and the in-memory layer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import HttpCommunicator, WebsocketCommunicator
+from pytest_django.fixtures import Settings
+
+from sioless import messages
+from sioless.consumers import PROTOCOL_ERROR, EngineConsumer, HandshakeErrorConsumer
+from sioless.names import HEARTBEAT_GROUP, worker_channel
+
+WORKER = worker_channel(0)
+
+
+@pytest.fixture(autouse=True)
+def in_memory(settings: Settings) -> None:
+    """No worker: the tests read what the consumer sends to it."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.SIOLESS = {"SHARDS": 1, "EMBEDDED_WORKER": False, "MAX_PAYLOAD": 64}
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[tuple[WebsocketCommunicator, dict[str, Any]]]:
+    """A connected consumer and the OPEN handshake it sent."""
+    communicator = WebsocketCommunicator(EngineConsumer.as_asgi(), "/socket.io/?EIO=4&transport=websocket")
+    connected, _ = await communicator.connect()
+    assert connected
+    first = await communicator.receive_from()
+    assert first[0] == "0"
+    yield communicator, json.loads(first[1:])
+    await communicator.disconnect()
+
+
+async def to_worker() -> dict[str, Any]:
+    return await get_channel_layer().receive(WORKER)  # type: ignore[no-any-return]
+
+
+async def test_open_announces_the_session_to_its_worker(engine: tuple[WebsocketCommunicator, dict[str, Any]]) -> None:
+    _, handshake = engine
+    assert handshake["upgrades"] == []
+    assert (handshake["pingInterval"], handshake["pingTimeout"], handshake["maxPayload"]) == (25000, 20000, 64)
+    opened = await to_worker()
+    assert opened["type"] == messages.OPEN
+    assert opened["eio"] == handshake["sid"]
+    assert opened["handshake"]["query"] == {"EIO": "4", "transport": "websocket"}
+
+
+async def test_messages_pass_to_the_worker_undecoded(engine: tuple[WebsocketCommunicator, dict[str, Any]]) -> None:
+    communicator, _ = engine
+    await to_worker()
+    await communicator.send_to(text_data='42["not decoded here"')
+    await communicator.send_to(bytes_data=b"\x01\x02")
+    assert (await to_worker())["frame"] == '2["not decoded here"'
+    assert (await to_worker())["frame"] == b"\x01\x02"
+
+
+async def test_an_unanswered_ping_closes_with_ping_timeout(
+    engine: tuple[WebsocketCommunicator, dict[str, Any]],
+) -> None:
+    communicator, _ = engine
+    await to_worker()
+    layer = get_channel_layer()
+    await layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING})
+    assert await communicator.receive_from() == "2"
+    await communicator.send_to(text_data="3")
+    await layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING})
+    assert await communicator.receive_from() == "2"
+    await layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING})
+    assert (await communicator.receive_output())["type"] == "websocket.close"
+    closed = await to_worker()
+    assert (closed["type"], closed["reason"]) == (messages.CLOSE, "ping timeout")
+
+
+async def test_broadcasts_respect_skip_and_reach_a_member_once(
+    engine: tuple[WebsocketCommunicator, dict[str, Any]],
+) -> None:
+    communicator, _ = engine
+    opened = await to_worker()
+    layer = get_channel_layer()
+    await layer.send(opened["reply"], {"type": messages.GROUPS, "add": ["g1", "g2"], "discard": []})
+    for via in (0, 1):
+        frames = {"type": messages.BROADCAST, "frames": ['2["twice?"]'], "targets": ["g1", "g2"], "skip": []}
+        await layer.send(opened["reply"], {**frames, "via": via})
+    await layer.send(opened["reply"], {**frames, "frames": ["skipped"], "skip": ["g2"], "via": 0})
+    await layer.send(opened["reply"], {"type": messages.FRAMES, "frames": ['2["direct"]', b"\x07"]})
+    assert await communicator.receive_from() == '42["twice?"]'
+    assert await communicator.receive_from() == '42["direct"]'
+    assert (await communicator.receive_output())["bytes"] == b"\x07"
+
+
+async def test_a_close_from_the_worker_closes_the_websocket(
+    engine: tuple[WebsocketCommunicator, dict[str, Any]],
+) -> None:
+    communicator, _ = engine
+    opened = await to_worker()
+    await get_channel_layer().send(opened["reply"], {"type": messages.CLOSE, "reason": "parse error"})
+    assert await communicator.receive_output() == {"type": "websocket.close", "code": PROTOCOL_ERROR}
+
+
+async def test_http_requests_are_refused_with_engine_io_codes() -> None:
+    communicator = HttpCommunicator(HandshakeErrorConsumer.as_asgi(), "GET", "/socket.io/?EIO=4&transport=polling")
+    response = await communicator.get_response()
+    assert response["status"] == 400
+    assert json.loads(response["body"]) == {"code": 0, "message": "Transport unknown"}
