@@ -1,10 +1,11 @@
-"""The Django app: finds the project's handlers when Django starts."""
+"""The Django app: finds the project's handlers when Django starts, and hooks the heartbeat to django-q2."""
 
 from __future__ import annotations
 
 from importlib import import_module
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
+from django.db.models.signals import post_migrate
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -20,3 +21,10 @@ class SiolessConfig(AppConfig):
         autodiscover_modules("sockets")
         for module in conf.HANDLER_MODULES:
             import_module(module)
+        if apps.is_installed("django_q"):
+            from django_q.signals import post_spawn
+
+            from .tasks import kick_heartbeat, schedule_heartbeat
+
+            post_migrate.connect(schedule_heartbeat, sender=self)
+            post_spawn.connect(kick_heartbeat, dispatch_uid="sioless.kick_heartbeat")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
@@ -32,15 +33,34 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         errors.append(Error("SIOLESS['HANDLER_MODULES'] must be a list of dotted paths.", id="sioless.E005"))
     if errors:
         return errors
-    if conf.PING_TIMEOUT >= conf.PING_INTERVAL:
-        errors.append(
+    return check_heartbeat() + check_channel_layer() + check_database_connections()
+
+
+def check_heartbeat() -> list[CheckMessage]:
+    """Report a production setup where nothing would run the heartbeat, or where django-q2 would
+    cut its runs short."""
+    from .tasks import TICKER_RUN
+
+    if not apps.is_installed("django_q"):
+        if conf.EMBEDDED_WORKER:
+            return []
+        return [
             Warning(
-                "SIOLESS['PING_TIMEOUT'] should be shorter than PING_INTERVAL.",
-                hint="Pings are checked once an interval: the last one must be answered by the next.",
+                "Nothing runs the sioless heartbeat: clients will time out and dead connections stay.",
+                hint="Add 'django_q' to INSTALLED_APPS, run migrate, and run manage.py qcluster.",
                 id="sioless.W001",
             )
-        )
-    return errors + check_channel_layer() + check_database_connections()
+        ]
+    timeout = getattr(settings, "Q_CLUSTER", {}).get("timeout")
+    if timeout is not None and timeout <= TICKER_RUN:
+        return [
+            Warning(
+                f"Q_CLUSTER['timeout'] ({timeout} s) cuts short the heartbeat's runs of {TICKER_RUN:.0f} s.",
+                hint=f"Set Q_CLUSTER['timeout'] above {TICKER_RUN:.0f} (and 'retry' above 'timeout').",
+                id="sioless.W004",
+            )
+        ]
+    return []
 
 
 def check_database_connections() -> list[CheckMessage]:

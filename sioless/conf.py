@@ -10,7 +10,7 @@ DEFAULTS: dict[str, Any] = {
     "PATH": "socket.io",
     "SHARDS": 1,
     "PING_INTERVAL": 25.0,
-    "PING_TIMEOUT": 20.0,
+    "PING_TIMEOUT": 30.0,
     "MAX_PAYLOAD": 1_000_000,
     "MAX_ATTACHMENTS": 10,
     "CHANNEL_LAYER": "default",
@@ -42,7 +42,7 @@ class Settings:
 
     @property
     def PING_TIMEOUT(self) -> float:
-        """Seconds a client has to answer a ping."""
+        """Seconds a client has to answer a ping; it is closed at the first tick after."""
         return float(self._get("PING_TIMEOUT"))
 
     @property

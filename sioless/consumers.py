@@ -18,7 +18,7 @@ from channels.exceptions import ChannelFull, StopConsumer
 from . import embedded, messages
 from .conf import conf
 from .exceptions import ProtocolError
-from .names import HEARTBEAT_GROUP, shard_of, worker_channel
+from .names import HEARTBEAT_GROUP, process_of, shard_of, worker_channel
 from .protocol import engineio
 from .protocol.engineio import HandshakeError, PacketType
 from .reasons import DisconnectReason
@@ -33,6 +33,9 @@ SERVER_ERROR = 4011
 TRY_AGAIN_LATER = 4013
 
 _PRIVATE_HEADERS = frozenset({"cookie"})
+
+#: The last heartbeat tick this process reported alive to the ticker: one report a process a tick.
+_reported_tick = 0
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +82,8 @@ class EngineConsumer(AsyncConsumer):
         self.eio_sid = ""
         self.worker = ""
         self.groups: set[str] = set()
-        self.awaiting_pong = False
+        self.groups_added_at = 0.0
+        self.ping_sent_at: float | None = None
         self.closing = True
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -111,6 +115,7 @@ class EngineConsumer(AsyncConsumer):
             )
         )
         await self.channel_layer.group_add(HEARTBEAT_GROUP, self.channel_name)
+        self.groups_added_at = time.monotonic()
         await self.to_worker({"type": messages.OPEN, "handshake": handshake_from_scope(self.scope, query).to_message()})
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
@@ -129,7 +134,7 @@ class EngineConsumer(AsyncConsumer):
         if packet.type is PacketType.MESSAGE:
             await self.to_worker({"type": messages.FRAME, "frame": packet.data})
         elif packet.type is PacketType.PONG:
-            self.awaiting_pong = False
+            self.ping_sent_at = None
         elif packet.type is PacketType.CLOSE:
             await self.close(DisconnectReason.TRANSPORT_CLOSE, NORMAL_CLOSURE)
         else:
@@ -160,7 +165,8 @@ class EngineConsumer(AsyncConsumer):
 
     async def sioless_command(self, message: dict[str, Any]) -> None:
         """A command for one of this client's sockets: the worker carries it out in order."""
-        await self.to_worker(dict(message))
+        if message["group"] in self.groups:
+            await self.to_worker(dict(message))
 
     async def sioless_close(self, message: dict[str, Any]) -> None:
         """The worker ended the session: for a protocol error, or because it does not know it."""
@@ -172,14 +178,38 @@ class EngineConsumer(AsyncConsumer):
             await self.send({"type": "websocket.close", "code": code})
 
     async def sioless_ping(self, message: dict[str, Any]) -> None:
-        """A heartbeat tick: the last ping must have been answered; send the next."""
+        """A heartbeat tick: report the process alive, keep the groups, and ping the client
+        unless the last ping awaits its answer (a client that let PING_TIMEOUT pass is closed)."""
+        await self.report_alive(message)
         if self.closing:
             return
-        if self.awaiting_pong:
-            await self.close(DisconnectReason.PING_TIMEOUT, NORMAL_CLOSURE)
+        now = time.monotonic()
+        if self.ping_sent_at is not None:
+            if now - self.ping_sent_at > conf.PING_TIMEOUT:
+                await self.close(DisconnectReason.PING_TIMEOUT, NORMAL_CLOSURE)
             return
-        self.awaiting_pong = True
+        await self.keep_groups(now)
+        self.ping_sent_at = now
         await self.send_frame(engineio.encode(engineio.Packet(PacketType.PING)))
+
+    async def report_alive(self, tick: dict[str, Any]) -> None:
+        """Tell the ticker this server process is alive, if no consumer of it has for this tick."""
+        global _reported_tick
+        if tick["tick"] != _reported_tick:
+            _reported_tick = tick["tick"]
+            report = {"type": messages.ALIVE, "process": process_of(self.channel_name)}
+            try:
+                await self.channel_layer.send(tick["reporter"], report)
+            except ChannelFull:
+                logger.warning("the heartbeat's ticker does not take reports: %s", tick["reporter"])
+
+    async def keep_groups(self, now: float) -> None:
+        """Add this consumer to its groups again before the channel layer's group expiry drops it."""
+        expiry = getattr(self.channel_layer, "group_expiry", 86400)
+        if now - self.groups_added_at > expiry / 2:
+            self.groups_added_at = now
+            for group in (HEARTBEAT_GROUP, *self.groups):
+                await self.channel_layer.group_add(group, self.channel_name)
 
     async def to_worker(self, message: dict[str, Any]) -> None:
         """Send a message about this session to its worker; a stalled worker closes the connection."""

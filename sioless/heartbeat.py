@@ -1,27 +1,101 @@
-"""The Engine.IO heartbeat: one tick a ping interval, sent to every consumer at once.
+"""The Engine.IO heartbeat: ticks that make every consumer ping its client, and the reaping of
+the sessions of server processes that stopped answering them.
 
-A consumer answers a tick by checking that its previous ping was answered
-(else it closes with "ping timeout") and sending a new ping.
+One ticker at a time runs the heartbeat; the database says which (:class:`~sioless.models.Heartbeat`)
+and each tick is claimed there before it is sent, so no tick goes out twice. In production a
+django-q2 schedule starts a ticker run every minute (:mod:`sioless.tasks`) and each run takes over
+from the one before; in development the embedded worker runs one for as long as the server runs.
+
+A tick is one group message to every consumer. A consumer checks that its client answered the
+ping before (else it closes with "ping timeout") and pings again; the first consumer of each server
+process to see the tick reports the process alive. The sessions of a process that stopped
+reporting are closed by their workers, with the reason "transport close".
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
+import time
+from datetime import datetime, timedelta
 
 from channels.layers import BaseChannelLayer
+from django.utils import timezone
 
-from . import messages
+from . import messages, store
 from .conf import conf
-from .names import HEARTBEAT_GROUP
+from .names import HEARTBEAT_GROUP, worker_channel
+from .store import in_store_thread
+
+logger = logging.getLogger(__name__)
+
+#: Ping intervals a server process may go without reporting before its sessions are reaped. It
+#: reports at every tick, so this tolerates one lost report; ticks come every interval, so the
+#: sessions of a killed process are closed within 3 intervals of its death.
+REAP_AFTER_INTERVALS = 2.5
+#: Seconds late a ticker that stands by lets the heartbeat get before it takes the heartbeat over.
+TAKE_OVER_AFTER = 5.0
 
 
-async def tick(layer: BaseChannelLayer) -> None:
-    """Ask every consumer to ping its client."""
-    await layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING})
+class Ticker:
+    """Runs the heartbeat while it is this ticker's turn.
 
+    A ticker that ``stands_by`` outlives a newer ticker taking over, and takes the heartbeat back
+    when that one stops ticking; otherwise it ends when a newer one takes over.
+    """
 
-async def tick_forever(layer: BaseChannelLayer) -> None:
-    """Tick every ``PING_INTERVAL`` seconds until cancelled."""
-    while True:
-        await asyncio.sleep(conf.PING_INTERVAL)
-        await tick(layer)
+    def __init__(self, layer: BaseChannelLayer, *, stands_by: bool) -> None:
+        self.layer = layer
+        self.stands_by = stands_by
+        self.name = f"ticker-{secrets.token_hex(6)}"
+        self.reports: set[str] = set()
+        self.ticked_at: datetime | None = None
+
+    async def run(self, seconds: float | None = None) -> None:
+        """Tick every ``PING_INTERVAL`` for ``seconds`` (forever when None), while it is this ticker's turn."""
+        channel = await self.layer.new_channel("sioless.ticker.")
+        await in_store_thread(store.start_ticker, self.name)
+        logger.info("sioless %s runs the heartbeat", self.name)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        take_over_after = TAKE_OVER_AFTER if self.stands_by else None
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                claim = await in_store_thread(store.claim_tick, self.name, conf.PING_INTERVAL, take_over_after)
+                if not claim.mine and not self.stands_by:
+                    logger.info("sioless %s hands the heartbeat over", self.name)
+                    return
+                if claim.tick is not None:
+                    await self.tick(claim.tick, channel)
+                wait = claim.wait if claim.mine else claim.wait + TAKE_OVER_AFTER
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                await self.collect_reports(channel, wait)
+        finally:
+            await self.record_reports()
+
+    async def tick(self, number: int, channel: str) -> None:
+        """Send tick ``number`` to every consumer, then reap the sessions of silent processes."""
+        await self.record_reports()
+        self.ticked_at = timezone.now()
+        await self.layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING, "tick": number, "reporter": channel})
+        cutoff = self.ticked_at - timedelta(seconds=REAP_AFTER_INTERVALS * conf.PING_INTERVAL)
+        for process, shard in await in_store_thread(store.dead_processes, cutoff):
+            logger.warning("sioless server process %s stopped answering ticks: its sessions are closed", process)
+            await self.layer.send(worker_channel(shard), {"type": messages.REAP, "process": process, "shard": shard})
+
+    async def collect_reports(self, channel: str, seconds: float) -> None:
+        """Take the processes' reports for ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                report = await asyncio.wait_for(self.layer.receive(channel), left)
+            except TimeoutError:
+                return
+            self.reports.add(report["process"])
+
+    async def record_reports(self) -> None:
+        """Write down which processes answered the last tick."""
+        if self.reports and self.ticked_at is not None:
+            await in_store_thread(store.record_alive, set(self.reports), self.ticked_at)
+        self.reports.clear()

@@ -17,6 +17,7 @@ class EngineSession(models.Model):
     sid = models.CharField(primary_key=True, max_length=40)
     shard = models.PositiveIntegerField(db_index=True)
     reply_channel = models.CharField(max_length=200)
+    process = models.CharField(max_length=200, db_index=True, help_text="names.process_of(reply_channel)")
     handshake = JSONTextField()
     user_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)
     opened = models.DateTimeField(auto_now_add=True)
@@ -78,3 +79,28 @@ class ShardLease(models.Model):
 
     def __str__(self) -> str:
         return f"shard {self.shard}: {self.holder}"
+
+
+class Heartbeat(models.Model):
+    """The heartbeat's clock (one row): the ticker running it, and when and which tick comes next."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    ticker = models.CharField(max_length=100)
+    next_tick = models.DateTimeField()
+    tick = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"tick {self.tick} by {self.ticker}"
+
+
+class ServerProcess(models.Model):
+    """An ASGI server process, by its consumers' reply-channel prefix: when it last answered a tick."""
+
+    name = models.CharField(primary_key=True, max_length=200)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "server process"
+
+    def __str__(self) -> str:
+        return self.name

@@ -18,6 +18,12 @@ def shard_of(eio_sid: str, shards: int) -> int:
     return zlib.crc32(eio_sid.encode()) % shards
 
 
+def process_of(reply_channel: str) -> str:
+    """The server process a consumer's channel belongs to: its name before ``!`` (Channels'
+    process-specific channels), the whole name when it has none."""
+    return reply_channel.partition("!")[0]
+
+
 def worker_channel(shard: int) -> str:
     """The channel a shard's worker reads."""
     return f"sioless.worker.{shard}"

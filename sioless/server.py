@@ -112,7 +112,7 @@ class Server(Registry):
         groups = target_groups(namespace, to)
         message = {"type": messages.COMMAND, "op": op, "namespace": namespace, **fields}
         for group in groups:
-            await self.channel_layer.group_send(group, message)
+            await self.channel_layer.group_send(group, {**message, "group": group})
 
     emit = sync_twin(aemit)
     enter_room = sync_twin(aenter_room)

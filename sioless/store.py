@@ -6,15 +6,16 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.utils import timezone
 
-from .models import EngineSession, NamespaceSocket, RoomMembership, ShardLease
-from .names import namespace_group, room_group
+from .models import EngineSession, Heartbeat, NamespaceSocket, RoomMembership, ServerProcess, ShardLease
+from .names import namespace_group, process_of, room_group
 
 T = TypeVar("T")
 
@@ -67,13 +68,23 @@ class StoredSession:
 def save_session(sid: str, shard: int, reply_channel: str, handshake: dict[str, Any]) -> None:
     """Record a new engine session."""
     EngineSession.objects.create(
-        sid=sid, shard=shard, reply_channel=reply_channel, handshake=handshake, user_id=handshake.get("user_id")
+        sid=sid,
+        shard=shard,
+        reply_channel=reply_channel,
+        process=process_of(reply_channel),
+        handshake=handshake,
+        user_id=handshake.get("user_id"),
     )
 
 
 def delete_session(sid: str) -> None:
     """Forget an engine session with its sockets and their rooms."""
     EngineSession.objects.filter(sid=sid).delete()
+
+
+def delete_process_sessions(process: str, shard: int) -> None:
+    """Forget the sessions a dead server process left in ``shard``."""
+    EngineSession.objects.filter(process=process, shard=shard).delete()
 
 
 def save_socket(eio_sid: str, sid: str, namespace: str, auth: Any, data: dict[str, Any], rooms: set[str]) -> None:
@@ -169,3 +180,61 @@ def acquire_lease(shard: int, holder: str, ttl: float) -> bool:
 def release_lease(shard: int, holder: str) -> None:
     """Give up the lease of ``shard`` at once, if ``holder`` has it."""
     ShardLease.objects.filter(shard=shard, holder=holder).update(expires=Now())
+
+
+# The heartbeat ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A ticker's turn: the tick to send now (if one is due), when the next is due, and whether
+    the ticker still runs the heartbeat."""
+
+    tick: int | None
+    wait: float
+    mine: bool
+
+
+def start_ticker(ticker: str) -> None:
+    """Make ``ticker`` the one that runs the heartbeat; the one before stops at its next turn."""
+    Heartbeat.objects.update_or_create(
+        pk=1, defaults={"ticker": ticker}, create_defaults={"ticker": ticker, "next_tick": timezone.now()}
+    )
+
+
+def claim_tick(ticker: str, interval: float, take_over_after: float | None) -> Claim:
+    """Take the next tick if it is due and ``ticker`` runs the heartbeat. With ``take_over_after``,
+    a ticker takes the heartbeat over from one that is that many seconds late."""
+    with transaction.atomic():
+        clock = Heartbeat.objects.select_for_update().get(pk=1)
+        now = timezone.now()
+        overdue = (now - clock.next_tick).total_seconds()
+        if clock.ticker != ticker and take_over_after is not None and overdue > take_over_after:
+            clock.ticker = ticker
+        if clock.ticker != ticker:
+            return Claim(None, max(0.0, -overdue), mine=False)
+        if overdue < 0:
+            return Claim(None, -overdue, mine=True)
+        clock.tick += 1
+        clock.next_tick = now + timedelta(seconds=interval)
+        clock.save()
+        return Claim(clock.tick, interval, mine=True)
+
+
+def record_alive(processes: set[str], seen: datetime) -> None:
+    """Note that these server processes answered the tick sent at ``seen``."""
+    ServerProcess.objects.bulk_create(
+        [ServerProcess(name=name, last_seen=seen) for name in processes],
+        update_conflicts=True,
+        unique_fields=["name"],
+        update_fields=["last_seen"],
+    )
+
+
+def dead_processes(cutoff: datetime) -> list[tuple[str, int]]:
+    """(process, shard) of the sessions whose server process has not answered a tick since
+    ``cutoff`` (sessions opened since are left alone: their process may not have had a tick yet)."""
+    ServerProcess.objects.filter(last_seen__lt=cutoff).delete()
+    alive = ServerProcess.objects.values("name")
+    sessions = EngineSession.objects.filter(opened__lt=cutoff).exclude(process__in=alive)
+    return list(sessions.values_list("process", "shard").distinct())

@@ -22,10 +22,10 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 
-from . import heartbeat, messages, store
+from . import messages, store
 from .conf import conf
 from .exceptions import ConnectionRefused, ProtocolError
-from .names import namespace_group, room_group, shard_of, worker_channel
+from .names import HEARTBEAT_GROUP, namespace_group, process_of, room_group, shard_of, worker_channel
 from .namespaces import CATCH_ALL, LIFECYCLE_EVENTS, Namespace
 from .protocol import socketio
 from .protocol.socketio import Packet, PacketType
@@ -62,13 +62,12 @@ class EngineSession:
 
 
 class Worker:
-    """Serves the sessions of ``shards``; the heartbeat ticks too when ``heartbeat``."""
+    """Serves the sessions of ``shards``."""
 
-    def __init__(self, server: Server, layer: BaseChannelLayer, shards: Iterable[int], *, heartbeat: bool) -> None:
+    def __init__(self, server: Server, layer: BaseChannelLayer, shards: Iterable[int]) -> None:
         self.server = server
         self.layer = layer
         self.shards = list(shards)
-        self.heartbeat = heartbeat
         self.name = f"worker-{secrets.token_hex(6)}"
         self.sessions: dict[str, EngineSession] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -81,15 +80,13 @@ class Worker:
         """Serve until :meth:`stop` is called, then stop gracefully."""
         logger.info("sioless worker %s for shards %s", self.name, self.shards)
         jobs = [asyncio.ensure_future(self._serve(shard)) for shard in self.shards]
-        if self.heartbeat:
-            jobs.append(asyncio.ensure_future(heartbeat.tick_forever(self.layer)))
         try:
             await self._stopping.wait()
             if self._receiving:
                 await asyncio.wait(list(self._receiving.values()), timeout=RECEIVE_GRACE)
             for receiving in list(self._receiving.values()):
                 receiving.cancel()  # idle shards: nothing is being received
-            await asyncio.wait(jobs[: len(self.shards)], timeout=2 * STOP_GRACE)
+            await asyncio.wait(jobs, timeout=2 * STOP_GRACE)
         finally:
             for job in jobs:
                 job.cancel()
@@ -191,6 +188,9 @@ class Worker:
         if kind == messages.OPEN:
             await self._open(message)
             return
+        if kind == messages.REAP:
+            await self._reap(message["process"], message["shard"])
+            return
         session = self.sessions.get(message["eio"])
         if session is None:
             if kind != messages.CLOSE:
@@ -211,6 +211,15 @@ class Worker:
         session = EngineSession(message["eio"], shard, message["reply"], handshake, _user(users, handshake.user_id))
         await _persist(store.save_session, session.eio_sid, shard, session.reply, message["handshake"])
         self.sessions[session.eio_sid] = session
+
+    async def _reap(self, process: str, shard: int) -> None:
+        """Close the sessions a dead server process had in ``shard``: their consumers are gone."""
+        reaped = [s for s in self.sessions.values() if s.shard == shard and process_of(s.reply) == process]
+        for session in reaped:
+            await self.close_session(session, DisconnectReason.TRANSPORT_CLOSE, tell_client=True)
+            await self.layer.group_discard(HEARTBEAT_GROUP, session.reply)
+        await _persist(store.delete_process_sessions, process, shard)
+        logger.info("sioless worker %s reaped %d sessions of server process %s", self.name, len(reaped), process)
 
     async def _receive(self, session: EngineSession, frame: str | bytes) -> None:
         try:

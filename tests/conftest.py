@@ -3,31 +3,74 @@ PostgreSQL) and development (runserver, one process)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import psycopg
 import pytest
 from django.db import connection
 
-from tests.processes import Process, daphne, django_env, free_port, worker
+from tests.processes import Process, daphne, django_env, free_port, qcluster, worker
+
+#: Fixtures that start real servers.
+TOPOLOGIES = {"production", "development", "topology", "hibernating", "beating"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests of real servers need the test database created (pytest-django makes it only for
     ``django_db`` tests); plain ``django_db``, so no flush wipes what the servers hold."""
     for item in items:
-        if {"production", "development", "topology", "hibernating"} & set(getattr(item, "fixturenames", ())):
+        if TOPOLOGIES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.django_db)
+
+
+def admin_sql(statement: str) -> None:
+    """Run a statement on the server's maintenance database (CREATE or DROP DATABASE)."""
+    with psycopg.connect(host="127.0.0.1", user=connection.settings_dict["USER"], dbname="postgres") as admin:
+        admin.autocommit = True
+        admin.execute(statement)
+
+
+def sql(database: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows a query returns from a database the servers use (outside the test's transaction)."""
+    with psycopg.connect(host="127.0.0.1", user=connection.settings_dict["USER"], dbname=database) as db:
+        return db.execute(statement, params).fetchall()
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    """Poll state outside this process until ``condition()`` holds; TimeoutError after ``timeout`` s."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 (the state is in other processes: nothing to await)
+            await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def own_database(suffix: str) -> Iterator[str]:
+    """A migrated database of its own, for servers that must not see the other tests' state."""
+    name = f"{connection.settings_dict['NAME']}_{suffix}"
+    admin_sql(f'DROP DATABASE IF EXISTS "{name}"')
+    admin_sql(f'CREATE DATABASE "{name}"')
+    try:
+        env = django_env("tests.settings", SIOLESS_TEST_DB_NAME=name)
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True, timeout=120)
+        yield name
+    finally:
+        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
 class Topology:
-    """Running processes and the URLs clients use."""
+    """Running processes, the URLs clients use, and the environment and database they run with."""
 
     urls: list[str]
     processes: dict[str, Process] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    database: str = ""
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -36,10 +79,11 @@ class Topology:
 
 @pytest.fixture(scope="session")
 def production(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[Topology]:
-    """Two daphne processes and two workers (one a shard) on Redis and PostgreSQL."""
+    """Two daphne processes, two workers (one a shard) and a qcluster on Redis and PostgreSQL."""
     env = django_env("tests.settings", SIOLESS_TEST_DB_NAME=connection.settings_dict["NAME"])
     topology = Topology(urls=[])
     try:
+        topology.processes["qcluster"] = qcluster("qcluster", env)
         for shard in (0, 1):
             topology.processes[f"worker{shard}"] = worker(f"worker{shard}", env, shard)
         for name in ("daphne-a", "daphne-b"):

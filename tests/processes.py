@@ -114,6 +114,22 @@ def worker(name: str, env: dict[str, str], *shards: int, standby: bool = False) 
     return process
 
 
+def qcluster(name: str, env: dict[str, str]) -> Process:
+    """A django-q2 cluster, once it runs the sioless heartbeat (a worker process that starts kicks it)."""
+    process = Process(name, [sys.executable, "manage.py", "qcluster"], env)
+    process.wait_for_log("runs the heartbeat")
+    return process
+
+
+def round_robin_proxy(name: str, *backends: str) -> tuple[Process, str]:
+    """A TCP proxy spreading connections over ``backends`` in turn (skipping dead ones); its URL."""
+    port = free_port()
+    ports = [url.rsplit(":", 1)[1] for url in backends]
+    process = Process(name, [sys.executable, "-m", "tests.proxy", str(port), *ports], os.environ.copy())
+    process.wait_for_port(port)
+    return process, f"http://127.0.0.1:{port}"
+
+
 def run_node(scenario: str, *urls: str, timeout: float = 60.0) -> Any:
     """Run a scenario of tests/js/scenarios.mjs; return the JSON it printed last."""
     done = subprocess.run(

@@ -18,6 +18,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django_q",
     "sioless",
     "tests.app",
 ]
@@ -49,14 +50,23 @@ CHANNEL_LAYERS = {
             "hosts": [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None, "max_connections": 1000}],
             "prefix": LAYER_PREFIX,
             "capacity": 5_000,
+            "group_expiry": int(os.environ.get("SIOLESS_TEST_GROUP_EXPIRY", "86400")),
         },
     }
+}
+
+Q_CLUSTER = {
+    "name": LAYER_PREFIX,  # the broker's queue: one a test run, like the layer's keys
+    "workers": 2,
+    "timeout": 150,
+    "retry": 200,
+    "redis": {"host": "127.0.0.1", "port": 6379, "db": 0},
 }
 
 SIOLESS = {
     "SHARDS": 2,
     "PING_INTERVAL": float(os.environ.get("SIOLESS_TEST_PING_INTERVAL", "25")),
-    "PING_TIMEOUT": float(os.environ.get("SIOLESS_TEST_PING_TIMEOUT", "20")),
+    "PING_TIMEOUT": float(os.environ.get("SIOLESS_TEST_PING_TIMEOUT", "30")),
     "MAX_PAYLOAD": 100_000,
     "HANDLER_MODULES": ["tests.handlers"],
 }
@@ -66,5 +76,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"timed": {"format": "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "timed"}},
-    "loggers": {"sioless": {"handlers": ["console"], "level": os.environ.get("SIOLESS_TEST_LOG_LEVEL", "WARNING")}},
+    "loggers": {
+        "sioless": {"handlers": ["console"], "level": os.environ.get("SIOLESS_TEST_LOG_LEVEL", "WARNING")},
+        "django-q": {"handlers": ["console"], "level": "WARNING"},
+    },
 }

@@ -33,12 +33,23 @@ def test_the_test_settings_pass() -> None:
         ({"PATH": 5}, ["sioless.E004"]),
         ({"HANDLER_MODULES": "app.sockets"}, ["sioless.E005"]),
         ({"CHANNEL_LAYER": "missing"}, ["sioless.E006"]),
-        ({"PING_INTERVAL": 10, "PING_TIMEOUT": 10}, ["sioless.W001"]),
     ],
 )
 def test_bad_settings_are_reported(settings: Settings, sioless: Any, expected: list[str]) -> None:
     settings.SIOLESS = sioless
     assert ids(check_settings()) == expected
+
+
+def test_a_production_setup_without_django_q_is_warned(settings: Settings) -> None:
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "django_q"]
+    assert ids(check_settings()) == ["sioless.W001"]
+    settings.SIOLESS = {**settings.SIOLESS, "EMBEDDED_WORKER": True}
+    assert ids(check_settings()) == []
+
+
+def test_a_qcluster_timeout_that_cuts_the_heartbeat_short_is_warned(settings: Settings) -> None:
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 60}
+    assert ids(check_settings()) == ["sioless.W004"]
 
 
 @pytest.mark.parametrize(
@@ -64,7 +75,7 @@ def test_a_connection_per_handler_call_is_warned(settings: Settings) -> None:
 
 def test_settings_are_read_at_access_time(settings: Settings) -> None:
     settings.SIOLESS = {"PATH": "/rt/", "PING_INTERVAL": 3}
-    assert (conf.PATH, conf.PING_INTERVAL, conf.PING_TIMEOUT) == ("rt", 3.0, 20.0)
+    assert (conf.PATH, conf.PING_INTERVAL, conf.PING_TIMEOUT) == ("rt", 3.0, 30.0)
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     assert conf.EMBEDDED_WORKER is True
     settings.SIOLESS = {"EMBEDDED_WORKER": False}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -44,7 +45,7 @@ async def to_worker() -> dict[str, Any]:
 async def test_open_announces_the_session_to_its_worker(engine: tuple[WebsocketCommunicator, dict[str, Any]]) -> None:
     _, handshake = engine
     assert handshake["upgrades"] == []
-    assert (handshake["pingInterval"], handshake["pingTimeout"], handshake["maxPayload"]) == (25000, 20000, 64)
+    assert (handshake["pingInterval"], handshake["pingTimeout"], handshake["maxPayload"]) == (25000, 30000, 64)
     opened = await to_worker()
     assert opened["type"] == messages.OPEN
     assert opened["eio"] == handshake["sid"]
@@ -60,21 +61,85 @@ async def test_messages_pass_to_the_worker_undecoded(engine: tuple[WebsocketComm
     assert (await to_worker())["frame"] == b"\x01\x02"
 
 
-async def test_an_unanswered_ping_closes_with_ping_timeout(
-    engine: tuple[WebsocketCommunicator, dict[str, Any]],
+async def tick(number: int) -> str:
+    """Send heartbeat tick ``number`` to every consumer; the channel their reports go to."""
+    layer = get_channel_layer()
+    reporter = await layer.new_channel()
+    await layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING, "tick": number, "reporter": reporter})
+    return reporter
+
+
+async def test_a_ping_unanswered_for_ping_timeout_closes_at_the_next_tick(
+    engine: tuple[WebsocketCommunicator, dict[str, Any]], settings: Settings
 ) -> None:
+    settings.SIOLESS = {**settings.SIOLESS, "PING_TIMEOUT": 0.2}
     communicator, _ = engine
     await to_worker()
-    layer = get_channel_layer()
-    await layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING})
+    await tick(1)
     assert await communicator.receive_from() == "2"
     await communicator.send_to(text_data="3")
-    await layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING})
+    await tick(2)
     assert await communicator.receive_from() == "2"
-    await layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING})
+    await tick(3)  # unanswered, but not for PING_TIMEOUT yet: no new ping, no close
+    assert await communicator.receive_nothing(0.3)
+    await tick(4)
     assert (await communicator.receive_output())["type"] == "websocket.close"
     closed = await to_worker()
     assert (closed["type"], closed["reason"]) == (messages.CLOSE, "ping timeout")
+
+
+async def test_a_process_reports_each_tick_once(engine: tuple[WebsocketCommunicator, dict[str, Any]]) -> None:
+    first, _ = engine
+    second = WebsocketCommunicator(EngineConsumer.as_asgi(), "/socket.io/?EIO=4&transport=websocket")
+    assert (await second.connect())[0]
+    try:
+        assert (await second.receive_from()).startswith("0")
+        reporter = await tick(1001)
+        assert await first.receive_from() == await second.receive_from() == "2"
+        layer = get_channel_layer()
+        report = await layer.receive(reporter)
+        assert (report["type"], report["process"]) == (messages.ALIVE, "specific..inmemory")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(reporter), 0.2)
+    finally:
+        await second.disconnect()
+
+
+async def test_groups_are_joined_again_before_they_expire(settings: Settings) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"group_expiry": 1}}
+    }
+    communicator = WebsocketCommunicator(EngineConsumer.as_asgi(), "/socket.io/?EIO=4&transport=websocket")
+    assert (await communicator.connect())[0]
+    try:
+        await communicator.receive_from()
+        opened = await to_worker()
+        layer = get_channel_layer()
+        await layer.group_add("room", opened["reply"])
+        await layer.send(opened["reply"], {"type": messages.GROUPS, "add": ["room"], "discard": []})
+        await asyncio.sleep(0.6)
+        await tick(2001)  # past half the expiry: the consumer joins its groups again
+        assert await communicator.receive_from() == "2"
+        await communicator.send_to(text_data="3")
+        await asyncio.sleep(0.6)  # the first join has expired by now
+        message = {"type": messages.BROADCAST, "frames": ['2["kept"]'], "targets": ["room"], "skip": [], "via": 0}
+        await layer.group_send("room", message)
+        assert await communicator.receive_from() == '42["kept"]'
+    finally:
+        await communicator.disconnect()
+
+
+async def test_commands_reach_only_members_of_their_group(
+    engine: tuple[WebsocketCommunicator, dict[str, Any]],
+) -> None:
+    opened = await to_worker()
+    layer = get_channel_layer()
+    await layer.send(opened["reply"], {"type": messages.GROUPS, "add": ["member"], "discard": []})
+    command = {"type": messages.COMMAND, "op": "disconnect", "namespace": "/"}
+    await layer.send(opened["reply"], {**command, "group": "left-already"})
+    await layer.send(opened["reply"], {**command, "group": "member"})
+    forwarded = await to_worker()
+    assert (forwarded["type"], forwarded["group"]) == (messages.COMMAND, "member")
 
 
 async def test_broadcasts_respect_skip_and_reach_a_member_once(

@@ -13,12 +13,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 import socketio
-from django.db import connection
 
-from tests.conftest import Topology
+from tests.conftest import Topology, own_database, sql
 from tests.processes import NODE_SCENARIOS, daphne, django_env, worker
 
 NODE_CLIENTS = 30
@@ -34,26 +32,15 @@ FORGET_EVERYTHING = (
 )
 
 
-def admin_sql(statement: str) -> None:
-    with psycopg.connect(host="127.0.0.1", user=connection.settings_dict["USER"], dbname="postgres") as admin:
-        admin.autocommit = True
-        admin.execute(statement)
-
-
 @pytest.fixture(scope="session")
 def hibernation_database(django_db_setup: None) -> Iterator[str]:
     """A database of its own: the shard leases and sessions of the other tests' servers live elsewhere."""
-    name = f"{connection.settings_dict['NAME']}_hib"
-    admin_sql(f'DROP DATABASE IF EXISTS "{name}"')
-    admin_sql(f'CREATE DATABASE "{name}"')
-    env = django_env("tests.settings", SIOLESS_TEST_DB_NAME=name)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True, timeout=120)
-    yield name
-    admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with own_database("hib") as name:
+        yield name
 
 
 @pytest.fixture
-def hibernating(hibernation_database: str) -> Iterator[Topology]:
+def hibernating(hibernation_database: str, request: pytest.FixtureRequest) -> Iterator[Topology]:
     """A topology of its own, for tests that stop and kill its worker: daphne x2, one worker for both shards,
     its own database, its own channel-layer keys, nothing left by earlier tests."""
     env = django_env(
@@ -62,17 +49,23 @@ def hibernating(hibernation_database: str) -> Iterator[Topology]:
         SIOLESS_TEST_LAYER_PREFIX=f"siotest-hib-{uuid.uuid4().hex[:8]}",
     )
     subprocess.run([sys.executable, "manage.py", "shell", "-c", FORGET_EVERYTHING], env=env, check=True, timeout=60)
-    topology = Topology(urls=[])
+    topology = Topology(urls=[], env=env, database=hibernation_database)
     try:
-        topology.processes["worker-a"] = worker("hib-worker-a", env, 0, 1)
-        for name in ("hib-daphne-a", "hib-daphne-b"):
+        case = request.node.callspec.id
+        topology.processes["worker-a"] = worker(f"hib-{case}-worker-a", env, 0, 1)
+        for name in (f"hib-{case}-daphne-a", f"hib-{case}-daphne-b"):
             process, url = daphne(name, env)
             topology.processes[name] = process
             topology.urls.append(url)
-        topology.env = env  # type: ignore[attr-defined]
         yield topology
     finally:
         topology.stop()
+
+
+def start_worker_b(topology: Topology, *, standby: bool) -> None:
+    """The second worker, for both shards; its log is named after the first's."""
+    name = topology.processes["worker-a"].name.removesuffix("-a") + "-b"
+    topology.processes["worker-b"] = worker(name, topology.env, 0, 1, standby=standby)
 
 
 def kill_and_restart(topology: Topology) -> float:
@@ -80,13 +73,13 @@ def kill_and_restart(topology: Topology) -> float:
     topology.processes["worker-a"].kill(signal.SIGKILL)
     gone_at = time.time()
     time.sleep(2)
-    topology.processes["worker-b"] = worker("hib-worker-b", topology.env, 0, 1)  # type: ignore[attr-defined]
+    start_worker_b(topology, standby=False)
     return gone_at
 
 
 def rolling_deploy(topology: Topology) -> float:
     """Start the new worker as a standby, then stop the old one gracefully (SIGTERM)."""
-    topology.processes["worker-b"] = worker("hib-worker-b", topology.env, 0, 1, standby=True)  # type: ignore[attr-defined]
+    start_worker_b(topology, standby=True)
     time.sleep(1)
     topology.processes["worker-a"].stop(timeout=40)
     gone_at = time.time()
@@ -97,7 +90,7 @@ def rolling_deploy(topology: Topology) -> float:
 
 def kill_with_standby(topology: Topology) -> float:
     """kill -9 the serving worker while a standby waits: it takes over when the lease runs out."""
-    topology.processes["worker-b"] = worker("hib-worker-b", topology.env, 0, 1, standby=True)  # type: ignore[attr-defined]
+    start_worker_b(topology, standby=True)
     time.sleep(1)
     topology.processes["worker-a"].kill(signal.SIGKILL)
     gone_at = time.time()
@@ -198,9 +191,7 @@ async def run_clients(topology: Topology, disrupt: Callable[[Topology], float]) 
 
 def handled_by(database: str, sid: str) -> list[int]:
     """The events the handlers took for ``sid``, in the order they took them."""
-    with psycopg.connect(host="127.0.0.1", user=connection.settings_dict["USER"], dbname=database) as db:
-        rows = db.execute("SELECT n FROM testapp_handled WHERE sid = %s ORDER BY id", [sid]).fetchall()
-    return [n for (n,) in rows]
+    return [n for (n,) in sql(database, "SELECT n FROM testapp_handled WHERE sid = %s ORDER BY id", (sid,))]
 
 
 @pytest.mark.parametrize("disrupt", [kill_and_restart, rolling_deploy, kill_with_standby])

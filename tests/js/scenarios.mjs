@@ -198,6 +198,18 @@ const scenarios = {
     return clients.map(({ state }) => state);
   },
 
+  async pings([url, ms]) {
+    // Stays connected for ms milliseconds; counts the server's pings (the client answers them).
+    const socket = await connect(url);
+    const state = { pings: 0, disconnects: [] };
+    socket.io.on("ping", () => state.pings++);
+    socket.on("disconnect", (reason) => state.disconnects.push(reason));
+    await sleep(Number(ms));
+    const seen = { ...state, disconnects: [...state.disconnects], stillConnected: socket.connected };
+    socket.close();
+    return seen;
+  },
+
   async listen([url, room]) {
     // Joins a room, prints "ready", then reports the first "news" it gets.
     const socket = await connect(url);

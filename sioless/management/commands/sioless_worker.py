@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 from typing import Any
@@ -25,20 +24,13 @@ class Command(BaseCommand):
             dest="shards",
             help="A shard to serve (repeat for several); default: every shard.",
         )
-        parser.add_argument(
-            "--heartbeat",
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            help="Also drive the ping heartbeat (default: when serving shard 0).",
-        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         shards = options["shards"] or list(range(conf.SHARDS))
         bad = [shard for shard in shards if not 0 <= shard < conf.SHARDS]
         if bad:
             raise CommandError(f"shards {bad} out of range: SIOLESS['SHARDS'] is {conf.SHARDS}")
-        heartbeat = options["heartbeat"] if options["heartbeat"] is not None else 0 in shards
-        asyncio.run(self.serve(Worker(sio, sio.channel_layer, sorted(set(shards)), heartbeat=heartbeat)))
+        asyncio.run(self.serve(Worker(sio, sio.channel_layer, sorted(set(shards)))))
 
     async def serve(self, worker: Worker) -> None:
         """Run the worker; SIGTERM and SIGINT stop it gracefully."""
