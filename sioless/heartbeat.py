@@ -9,7 +9,7 @@ from the one before; in development the embedded worker runs one for as long as 
 A tick is one group message to every consumer. A consumer checks that its client answered the
 ping before (else it closes with "ping timeout") and pings again; the first consumer of each server
 process to see the tick reports the process alive. The sessions of a process that stopped
-reporting are closed by their workers, with the reason "transport close".
+reporting (two ticks in a row) are closed by their workers, with the reason "transport close".
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import asyncio
 import logging
 import secrets
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from channels.layers import BaseChannelLayer
-from django.utils import timezone
 
 from . import messages, store
 from .conf import conf
@@ -30,10 +29,6 @@ from .store import in_store_thread
 
 logger = logging.getLogger(__name__)
 
-#: Ping intervals a server process may go without reporting before its sessions are reaped. It
-#: reports at every tick, so this tolerates one lost report; ticks come every interval, so the
-#: sessions of a killed process are closed within 3 intervals of its death.
-REAP_AFTER_INTERVALS = 2.5
 #: Seconds late a ticker that stands by lets the heartbeat get before it takes the heartbeat over.
 TAKE_OVER_AFTER = 5.0
 
@@ -50,7 +45,7 @@ class Ticker:
         self.stands_by = stands_by
         self.name = f"ticker-{secrets.token_hex(6)}"
         self.reports: set[str] = set()
-        self.ticked_at: datetime | None = None
+        self.reported_tick: int | None = None
 
     async def run(self, seconds: float | None = None) -> None:
         """Tick every ``PING_INTERVAL`` for ``seconds`` (forever when None), while it is this ticker's turn."""
@@ -66,7 +61,7 @@ class Ticker:
                     logger.info("sioless %s hands the heartbeat over", self.name)
                     return
                 if claim.tick is not None:
-                    await self.tick(claim.tick, channel)
+                    await self.tick(claim.tick, claim.tick_before_last_at, channel)
                 wait = claim.wait if claim.mine else claim.wait + TAKE_OVER_AFTER
                 if deadline is not None:
                     wait = min(wait, deadline - time.monotonic())
@@ -74,13 +69,12 @@ class Ticker:
         finally:
             await self.record_reports()
 
-    async def tick(self, number: int, channel: str) -> None:
+    async def tick(self, number: int, tick_before_last_at: datetime | None, channel: str) -> None:
         """Send tick ``number`` to every consumer, then reap the sessions of silent processes."""
         await self.record_reports()
-        self.ticked_at = timezone.now()
+        self.reported_tick = number
         await self.layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING, "tick": number, "reporter": channel})
-        cutoff = self.ticked_at - timedelta(seconds=REAP_AFTER_INTERVALS * conf.PING_INTERVAL)
-        for process, shard in await in_store_thread(store.dead_processes, cutoff):
+        for process, shard in await in_store_thread(store.dead_processes, number, tick_before_last_at):
             logger.warning("sioless server process %s stopped answering ticks: its sessions are closed", process)
             await self.layer.send(worker_channel(shard), {"type": messages.REAP, "process": process, "shard": shard})
 
@@ -96,6 +90,6 @@ class Ticker:
 
     async def record_reports(self) -> None:
         """Write down which processes answered the last tick."""
-        if self.reports and self.ticked_at is not None:
-            await in_store_thread(store.record_alive, set(self.reports), self.ticked_at)
+        if self.reports and self.reported_tick is not None:
+            await in_store_thread(store.record_alive, set(self.reports), self.reported_tick)
         self.reports.clear()

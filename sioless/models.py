@@ -82,22 +82,25 @@ class ShardLease(models.Model):
 
 
 class Heartbeat(models.Model):
-    """The heartbeat's clock (one row): the ticker running it, and when and which tick comes next."""
+    """The heartbeat's clock (one row): the ticker running it, the last tick and when the two last
+    ticks went out, and when the next is due."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     ticker = models.CharField(max_length=100)
     next_tick = models.DateTimeField()
     tick = models.PositiveBigIntegerField(default=0)
+    ticked_at = models.DateTimeField(null=True)
+    previous_ticked_at = models.DateTimeField(null=True)
 
     def __str__(self) -> str:
         return f"tick {self.tick} by {self.ticker}"
 
 
 class ServerProcess(models.Model):
-    """An ASGI server process, by its consumers' reply-channel prefix: when it last answered a tick."""
+    """An ASGI server process, by its consumers' reply-channel prefix: the last tick it answered."""
 
     name = models.CharField(primary_key=True, max_length=200)
-    last_seen = models.DateTimeField()
+    last_tick = models.PositiveBigIntegerField()
 
     class Meta:
         verbose_name = "server process"

@@ -187,12 +187,13 @@ def release_lease(shard: int, holder: str) -> None:
 
 @dataclass(frozen=True)
 class Claim:
-    """A ticker's turn: the tick to send now (if one is due), when the next is due, and whether
-    the ticker still runs the heartbeat."""
+    """A ticker's turn: the tick to send now (if one is due), when the next is due, whether the
+    ticker still runs the heartbeat, and when the tick two before this one went out (if any)."""
 
     tick: int | None
     wait: float
     mine: bool
+    tick_before_last_at: datetime | None = None
 
 
 def start_ticker(ticker: str) -> None:
@@ -215,26 +216,32 @@ def claim_tick(ticker: str, interval: float, take_over_after: float | None) -> C
             return Claim(None, max(0.0, -overdue), mine=False)
         if overdue < 0:
             return Claim(None, -overdue, mine=True)
+        tick_before_last_at = clock.previous_ticked_at
         clock.tick += 1
         clock.next_tick = now + timedelta(seconds=interval)
+        clock.previous_ticked_at, clock.ticked_at = clock.ticked_at, now
         clock.save()
-        return Claim(clock.tick, interval, mine=True)
+        return Claim(clock.tick, interval, mine=True, tick_before_last_at=tick_before_last_at)
 
 
-def record_alive(processes: set[str], seen: datetime) -> None:
-    """Note that these server processes answered the tick sent at ``seen``."""
+def record_alive(processes: set[str], tick: int) -> None:
+    """Note that these server processes answered ``tick``."""
     ServerProcess.objects.bulk_create(
-        [ServerProcess(name=name, last_seen=seen) for name in processes],
+        [ServerProcess(name=name, last_tick=tick) for name in processes],
         update_conflicts=True,
         unique_fields=["name"],
-        update_fields=["last_seen"],
+        update_fields=["last_tick"],
     )
 
 
-def dead_processes(cutoff: datetime) -> list[tuple[str, int]]:
-    """(process, shard) of the sessions whose server process has not answered a tick since
-    ``cutoff`` (sessions opened since are left alone: their process may not have had a tick yet)."""
-    ServerProcess.objects.filter(last_seen__lt=cutoff).delete()
+def dead_processes(tick: int, tick_before_last_at: datetime | None) -> list[tuple[str, int]]:
+    """(process, shard) of the sessions whose server process answered neither of the two ticks
+    before ``tick``, sent at ``tick_before_last_at`` and after. Counted in ticks, not seconds, so
+    a pause of the heartbeat condemns no one; sessions opened since are left alone (their process
+    may not have had those ticks)."""
+    ServerProcess.objects.filter(last_tick__lt=tick - 2).delete()
+    if tick_before_last_at is None:
+        return []
     alive = ServerProcess.objects.values("name")
-    sessions = EngineSession.objects.filter(opened__lt=cutoff).exclude(process__in=alive)
+    sessions = EngineSession.objects.filter(opened__lt=tick_before_last_at).exclude(process__in=alive)
     return list(sessions.values_list("process", "shard").distinct())

@@ -37,13 +37,15 @@ class Migration(migrations.Migration):
                 ("ticker", models.CharField(max_length=100)),
                 ("next_tick", models.DateTimeField()),
                 ("tick", models.PositiveBigIntegerField(default=0)),
+                ("ticked_at", models.DateTimeField(null=True)),
+                ("previous_ticked_at", models.DateTimeField(null=True)),
             ],
         ),
         migrations.CreateModel(
             name="ServerProcess",
             fields=[
                 ("name", models.CharField(max_length=200, primary_key=True, serialize=False)),
-                ("last_seen", models.DateTimeField()),
+                ("last_tick", models.PositiveBigIntegerField()),
             ],
             options={
                 "verbose_name": "server process",
