@@ -6,14 +6,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 NODE_CLIENTS := tests/js/node_modules/.installed
+DEMO_CLIENT := demo_client/node_modules/.installed
+BENCH_CLIENTS := bench/js/node_modules/.installed
+# Debian's Chromium, for the demo's browser test (test tools download no browsers here).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint
+.PHONY: demo demo-production test lint bench-idle
 
-demo: $(INSTALLED)
+demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-test: lint $(NODE_CLIENTS)
+demo-production: $(INSTALLED) $(DEMO_CLIENT)
+	$(BIN)/python -m demo_project.production
+
+test: lint $(NODE_CLIENTS) $(DEMO_CLIENT) $(CHROMIUM)
 	$(BIN)/pytest
 
 lint: $(INSTALLED)
@@ -30,3 +38,18 @@ $(INSTALLED): setup.cfg pyproject.toml
 $(NODE_CLIENTS): tests/js/package.json tests/js/package-lock.json
 	npm ci --prefix tests/js --no-audit --no-fund
 	touch $@
+
+$(DEMO_CLIENT): demo_client/package.json demo_client/package-lock.json
+	npm ci --prefix demo_client --no-audit --no-fund
+	touch $@
+
+$(BENCH_CLIENTS): bench/js/package.json bench/js/package-lock.json
+	npm ci --prefix bench/js --no-audit --no-fund
+	touch $@
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+bench-idle: $(INSTALLED) $(BENCH_CLIENTS)
+	$(BIN)/python -m bench.idle

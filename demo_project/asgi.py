@@ -9,13 +9,18 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from sioless.routing import http_urlpatterns, websocket_urlpatterns  # noqa: E402
 
+http_app = URLRouter([*http_urlpatterns, re_path(r"", django_asgi_app)])
+
 application = ProtocolTypeRouter(
     {
-        "http": URLRouter([*http_urlpatterns, re_path(r"", django_asgi_app)]),
+        # runserver serves static files itself; daphne alone does not
+        "http": ASGIStaticFilesHandler(http_app) if getattr(settings, "DEMO_SERVES_STATIC_FILES", False) else http_app,
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

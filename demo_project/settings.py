@@ -35,7 +35,7 @@ ASGI_APPLICATION = "demo_project.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "demo_client" / "app"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -53,5 +53,10 @@ CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
 SIOLESS = {"SHARDS": 1}
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [
+    ("demo", BASE_DIR / "demo_client" / "app"),
+    # socket.io-client's browser build, installed by `make demo` (npm ci in demo_client/)
+    ("vendor/socket.io-client", BASE_DIR / "demo_client" / "node_modules" / "socket.io-client" / "dist"),
+]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True

@@ -92,7 +92,8 @@ class Socket:
     ``data`` is free for the application and is kept across worker restarts:
     top-level changes are saved after the handler that made them returns
     (call ``socket.mark_changed()`` after changing a nested value). ``rooms``
-    holds the rooms it is in, its own sid among them.
+    holds the rooms it is in, its own sid among them (in the disconnect
+    handler: the rooms it was in).
     """
 
     def __init__(

@@ -398,7 +398,6 @@ class Worker:
             socket.persisted = False
             await _persist(store.delete_socket, socket.sid)
         groups = [namespace_group(socket.namespace), *(room_group(socket.namespace, r) for r in socket.rooms)]
-        socket.rooms.clear()
         await self._discard_groups(socket, groups, tell_client=tell_client)
         logger.debug("socket %s of %s disconnected: %s", socket.sid, socket.namespace, reason)
         handler = socket.handlers.handler("disconnect")

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from tests.processes import Process, daphne, django_env, free_port, qcluster, worker
+from tests.processes import Process, daphne, django_env, qcluster, runserver, worker
 
 #: Fixtures that start real servers.
 TOPOLOGIES = {"production", "development", "topology", "hibernating", "beating"}
@@ -99,13 +99,9 @@ def production(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) 
 def development(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     """``manage.py runserver`` with SQLite and the in-memory layer: everything in one process."""
     env = django_env("tests.settings_dev", SIOLESS_TEST_SQLITE=str(tmp_path_factory.mktemp("dev") / "db.sqlite3"))
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True, timeout=60)
-    port = free_port()
-    command = [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
-    process = Process("runserver", command, env)
-    topology = Topology(urls=[f"http://127.0.0.1:{port}"], processes={"runserver": process})
+    process, url = runserver("runserver", env)
+    topology = Topology(urls=[url], processes={"runserver": process})
     try:
-        process.wait_for_port(port)
         yield topology
     finally:
         topology.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,26 +12,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from demo_project.production import DAPHNE, free_port, port_open
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 NODE_SCENARIOS = ROOT / "tests" / "js" / "scenarios.mjs"
+DEMO_BROWSER = ROOT / "tests" / "js" / "demo_browser.mjs"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Process:
     """A child process whose output goes to tests/artifacts/<name>.log."""
 
-    def __init__(self, name: str, command: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, command: Sequence[str], env: dict[str, str], stop_signal: int = signal.SIGTERM
+    ) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self.stop_signal = stop_signal
         self.log_path = ARTIFACTS / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
         self.popen = subprocess.Popen(
@@ -45,7 +43,7 @@ class Process:
 
     def wait_for_port(self, port: int, timeout: float = START_TIMEOUT) -> None:
         """Return once ``port`` accepts connections; fail if the process dies or time runs out."""
-        self._wait(lambda: _port_open(port), f"port {port}", timeout)
+        self._wait(lambda: port_open(port), f"port {port}", timeout)
 
     def wait_for_log(self, text: str, timeout: float = START_TIMEOUT) -> None:
         """Return once the process has printed ``text``."""
@@ -70,20 +68,14 @@ class Process:
             self.popen.wait(STOP_TIMEOUT)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGTERM, then SIGKILL if it lingers past ``timeout`` seconds."""
+        """Its stop signal (SIGTERM), then SIGKILL if it lingers past ``timeout`` seconds."""
         if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
+            os.killpg(self.popen.pid, self.stop_signal)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def django_env(settings: str, **extra: str) -> dict[str, str]:
@@ -100,8 +92,16 @@ def django_env(settings: str, **extra: str) -> dict[str, str]:
 def daphne(name: str, env: dict[str, str]) -> tuple[Process, str]:
     """A daphne process serving the project; returns it with its base URL."""
     port = free_port()
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1"]
-    process = Process(name, [*command, "demo_project.asgi:application"], env)
+    process = Process(name, [*DAPHNE, "-p", str(port), "demo_project.asgi:application"], env)
+    process.wait_for_port(port)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def runserver(name: str, env: dict[str, str]) -> tuple[Process, str]:
+    """``manage.py migrate``, then ``manage.py runserver`` (development mode); returns it with its URL."""
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=60)
+    port = free_port()
+    process = Process(name, [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], env)
     process.wait_for_port(port)
     return process, f"http://127.0.0.1:{port}"
 
@@ -115,8 +115,9 @@ def worker(name: str, env: dict[str, str], *shards: int, standby: bool = False) 
 
 
 def qcluster(name: str, env: dict[str, str]) -> Process:
-    """A django-q2 cluster, once it runs the sioless heartbeat (a worker process that starts kicks it)."""
-    process = Process(name, [sys.executable, "manage.py", "qcluster"], env)
+    """A django-q2 cluster, once it runs the sioless heartbeat (a worker process that starts kicks it).
+    Stopped with SIGKILL: after SIGTERM to its process group, django-q2's main process hangs."""
+    process = Process(name, [sys.executable, "manage.py", "qcluster"], env, stop_signal=signal.SIGKILL)
     process.wait_for_log("runs the heartbeat")
     return process
 
@@ -125,16 +126,20 @@ def round_robin_proxy(name: str, *backends: str) -> tuple[Process, str]:
     """A TCP proxy spreading connections over ``backends`` in turn (skipping dead ones); its URL."""
     port = free_port()
     ports = [url.rsplit(":", 1)[1] for url in backends]
-    process = Process(name, [sys.executable, "-m", "tests.proxy", str(port), *ports], os.environ.copy())
+    process = Process(name, [sys.executable, "-m", "demo_project.balancer", str(port), *ports], os.environ.copy())
     process.wait_for_port(port)
     return process, f"http://127.0.0.1:{port}"
 
 
 def run_node(scenario: str, *urls: str, timeout: float = 60.0) -> Any:
     """Run a scenario of tests/js/scenarios.mjs; return the JSON it printed last."""
-    done = subprocess.run(
-        ["node", str(NODE_SCENARIOS), scenario, *urls], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return run_node_script(NODE_SCENARIOS, scenario, *urls, timeout=timeout)
+
+
+def run_node_script(script: Path, *args: str, timeout: float) -> Any:
+    """Run a Node script of tests/js; return the JSON it printed last."""
+    command = ["node", str(script), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
-        raise AssertionError(f"node scenario {scenario} failed:\n{done.stderr}\n{done.stdout}")
+        raise AssertionError(f"{' '.join(command)} failed:\n{done.stderr}\n{done.stdout}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -24,7 +24,7 @@ from tests.conftest import Topology, own_database, sql, wait_until
 from tests.processes import daphne, django_env, qcluster, round_robin_proxy, run_node, worker
 
 PING_INTERVAL = 2.0
-PING_TIMEOUT = 3.0
+PING_TIMEOUT = 5.0
 GROUP_EXPIRY = 8
 #: Seconds of scheduling noise on a loaded 2-core machine that the bounds below allow.
 SLACK = 3.0
@@ -112,6 +112,21 @@ async def test_a_client_that_stops_answering_is_dropped_with_ping_timeout(beatin
         assert found["reason"] == "ping timeout"
         await asyncio.sleep(2 * PING_INTERVAL)
         assert [event for event in gone(heard) if event["sid"] == sid] == [], "disconnect handled twice"
+
+
+async def test_a_qcluster_restart_drops_no_one(beating: Topology) -> None:
+    """Stock clients tolerate a heartbeat late by up to PING_TIMEOUT: a qcluster killed and started
+    again comes back well within it (README: restarts of up to PING_TIMEOUT minus a few seconds)."""
+    hold_ms = str(int(6 * PING_INTERVAL * 1000))
+    clients = asyncio.gather(*(asyncio.to_thread(run_node, "pings", url, hold_ms) for url in beating.urls[:2]))
+    await asyncio.sleep(PING_INTERVAL)
+    beating.processes["qcluster"].kill()
+    stopped = time.monotonic()
+    beating.processes["qcluster"] = qcluster("hb-qcluster-restarted", beating.env)
+    assert time.monotonic() - stopped < PING_TIMEOUT, "the heartbeat took too long to come back"
+    for seen in await clients:
+        assert (seen["disconnects"], seen["stillConnected"]) == ([], True)
+        assert seen["pings"] >= 4
 
 
 async def test_room_membership_outlives_the_group_expiry(beating: Topology) -> None:

@@ -1,7 +1,8 @@
-"""The demo's page."""
+"""The demo's page: the browser app of demo_client/."""
 
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("<!doctype html><title>sioless demo</title><h1>sioless demo</h1>")
+    return render(request, "index.html")

@@ -1,7 +1,8 @@
-"""A TCP proxy that spreads connections over backends in turn, as a load balancer without sticky
-sessions would. A backend that refuses a connection is skipped for that connection.
+"""A TCP load balancer for the demo's production topology (and the tests): it spreads connections
+over backends in turn, with no sticky sessions. A backend that refuses a connection is skipped for
+that connection. Use a real load balancer in production.
 
-Usage: python -m tests.proxy <listen port> <backend port> [<backend port> ...]
+Usage: python -m demo_project.balancer <listen port> <backend port> [<backend port> ...]
 """
 
 from __future__ import annotations

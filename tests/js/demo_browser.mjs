@@ -1,0 +1,110 @@
+// Drives the demo in headless Chromium (Debian's /usr/bin/chromium) with two separate browser
+// contexts, as two people would: both join a room, chat, see each other's presence and typing,
+// and draw on the shared canvas; a third person joins later on a phone-sized screen and finds the
+// canvas as drawn so far. Saves a screenshot of each page.
+// Usage: node demo_browser.mjs <demo url> <screenshot directory>
+// Prints one JSON line with what each page showed; pytest asserts on it.
+import { chromium } from "playwright-core";
+
+const CHROMIUM_FLAGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const WAIT = { timeout: 10000 };
+
+const [url, screenshots] = process.argv.slice(2);
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_FLAGS });
+
+async function open(name, viewport = { width: 1100, height: 760 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.on("pageerror", (error) => console.error(`${name}: ${error}`));
+  await page.goto(`${url}/?name=${name}`);
+  await page.locator("#state.connected").waitFor(WAIT);
+  await page.locator("#me", { hasText: name }).waitFor(WAIT);
+  return page;
+}
+
+/** How many pixels of the page's canvas are painted (run in the page). */
+function paintedPixels() {
+  const canvas = document.getElementById("canvas");
+  const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let count = 0;
+  for (let alpha = 3; alpha < pixels.length; alpha += 4) if (pixels[alpha] > 0) count++;
+  return count;
+}
+const painted = (page) => page.evaluate(paintedPixels);
+
+try {
+  const alice = await open("alice");
+  const bob = await open("bob");
+  for (const page of [alice, bob]) {
+    await page.fill("#room", "lobby");
+    await page.click("#join button");
+  }
+  await alice.locator("#presence", { hasText: "alice, bob" }).waitFor(WAIT);
+  const presence = await alice.textContent("#presence");
+
+  await alice.locator("#text").pressSequentially("hello from alice", { delay: 10 });
+  await bob.locator("#typing", { hasText: "alice is typing" }).waitFor(WAIT);
+  const typing = await bob.textContent("#typing");
+  await alice.press("#text", "Enter");
+  await bob.locator("#messages li", { hasText: "hello from alice" }).waitFor(WAIT);
+  await bob.locator("#typing", { hasText: /^$/ }).waitFor(WAIT);
+  const received = await bob.locator("#messages li").allTextContents();
+
+  const paintedBefore = await painted(bob);
+  const box = await alice.locator("#canvas").boundingBox();
+  await alice.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.3);
+  await alice.mouse.down();
+  for (let step = 1; step <= 20; step++) {
+    await alice.mouse.move(box.x + box.width * (0.2 + step * 0.03), box.y + box.height * (0.3 + step * 0.02));
+  }
+  await alice.mouse.up();
+  await bob.locator(".pointer", { hasText: "alice" }).waitFor(WAIT);
+  await bob.waitForFunction(`(${paintedPixels})() > ${paintedBefore}`, null, WAIT);
+  const paintedAfter = await painted(bob);
+
+  await bob.locator("#latency", { hasText: "ms" }).waitFor(WAIT);
+  const status = {
+    transport: await bob.textContent("#transport"),
+    latency: await bob.textContent("#latency"),
+    state: await bob.textContent("#state"),
+  };
+
+  await alice.screenshot({ path: `${screenshots}/demo-alice.png` });
+  await bob.screenshot({ path: `${screenshots}/demo-bob.png` });
+
+  await alice.context().close();
+  await bob.locator("#presence", { hasText: /In lobby: bob$/ }).waitFor(WAIT);
+  const presenceAfterLeaving = await bob.textContent("#presence");
+
+  const phone = await open("carol", { width: 390, height: 844 });
+  await phone.click("#join button");
+  await phone.locator("#presence", { hasText: "bob, carol" }).waitFor(WAIT);
+  await phone.waitForFunction(`(${paintedPixels})() > 0`, null, WAIT); // the canvas so far, from the database
+  const phoneOverflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  const phonePainted = await painted(phone);
+  await phone.screenshot({ path: `${screenshots}/demo-phone.png`, fullPage: true });
+
+  console.log(
+    JSON.stringify({
+      presence,
+      typing,
+      received,
+      paintedBefore,
+      paintedAfter,
+      status,
+      presenceAfterLeaving,
+      phoneOverflow,
+      phonePainted,
+    }),
+  );
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,60 @@
+"""The demo as `make demo` and `make demo-production` run it, used by two people (and a third on a
+phone-sized screen) in headless Chromium (Debian's package)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import admin_sql
+from tests.processes import ARTIFACTS, DEMO_BROWSER, Process, django_env, free_port, run_node_script, runserver
+
+
+@pytest.fixture
+def development_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``make demo``: runserver of demo_project, on a database of its own; its URL."""
+    database = tmp_path_factory.mktemp("demo") / "db.sqlite3"
+    process, url = runserver("demo-runserver", django_env("tests.settings_demo", SIOLESS_TEST_SQLITE=str(database)))
+    try:
+        yield url
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def production_demo() -> Iterator[str]:
+    """``make demo-production``, on a database and channel-layer keys of its own; its URL."""
+    run = uuid.uuid4().hex[:8]
+    database, port = f"sioless_demo_test_{run}", free_port()
+    command = [sys.executable, "-m", "demo_project.production", "--port", str(port), "--database", database]
+    process = Process("demo-production", [*command, "--prefix", f"siotest-demo-{run}"], dict(os.environ))
+    try:
+        process.wait_for_log("production topology: http")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop(timeout=40)
+        admin_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("topology", ["development_demo", "production_demo"])
+def test_two_browsers_chat_and_draw_together(topology: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(topology)
+    screenshots = ARTIFACTS / topology
+    screenshots.mkdir(parents=True, exist_ok=True)
+    seen = run_node_script(DEMO_BROWSER, url, str(screenshots), timeout=120)
+    assert seen["presence"] == "In lobby: alice, bob"
+    assert seen["typing"] == "alice is typing…"
+    assert seen["received"][-1] == "alicehello from alice"  # author, then text
+    assert seen["paintedBefore"] == 0 < seen["paintedAfter"]
+    assert seen["status"]["transport"] == "websocket"
+    assert seen["status"]["state"] == "connected"
+    assert seen["status"]["latency"].endswith(" ms")
+    assert seen["presenceAfterLeaving"] == "In lobby: bob"
+    assert seen["phoneOverflow"] <= 0, "the page is wider than a phone's screen"
+    assert seen["phonePainted"] > 0, "a browser that came later did not get the canvas drawn so far"
+    for name in ("alice", "bob", "phone"):
+        assert (screenshots / f"demo-{name}.png").stat().st_size > 0
