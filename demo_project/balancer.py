@@ -1,6 +1,7 @@
-"""A TCP load balancer for the demo's production topology (and the tests): it spreads connections
-over backends in turn, with no sticky sessions. A backend that refuses a connection is skipped for
-that connection. Use a real load balancer in production.
+"""An HTTP load balancer for the demo's production topology (and the tests), with no sticky
+sessions: every HTTP request, even on a kept-alive connection, goes to the next backend in turn,
+and a WebSocket goes to the next backend for its whole life. A backend that refuses a connection
+is skipped. Use a real load balancer in production.
 
 Usage: python -m demo_project.balancer <listen port> <backend port> [<backend port> ...]
 """
@@ -11,6 +12,9 @@ import asyncio
 import contextlib
 import itertools
 import sys
+from collections.abc import Iterator
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -22,20 +26,60 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
     writer.close()
 
 
+def with_header(head: bytes, name: bytes, value: bytes) -> bytes:
+    """The request head with header ``name`` set to ``value`` (replacing it if present)."""
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(name.lower() + b":")]
+    return b"\r\n".join([*lines[:-2], name + b": " + value, b"", b""])
+
+
+def header(head: bytes, name: bytes) -> bytes | None:
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
+class Balancer:
+    """Round robin over backend ports on 127.0.0.1."""
+
+    def __init__(self, backends: list[int]) -> None:
+        self.backends = backends
+        self.turns: Iterator[int] = itertools.cycle(backends)
+
+    async def connect(self) -> Connection | None:
+        """A connection to the next backend that takes one."""
+        for _ in self.backends:
+            with contextlib.suppress(OSError):
+                return await asyncio.open_connection("127.0.0.1", next(self.turns))
+        return None
+
+    async def serve_client(self, client: Connection) -> None:
+        """Forward the client's requests one by one, each to the next backend."""
+        reader, writer = client
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                backend = await self.connect()
+                if backend is None:
+                    break
+                if header(head, b"upgrade") is not None:
+                    backend[1].write(head)
+                    await asyncio.gather(pipe(reader, backend[1]), pipe(backend[0], writer))
+                    return
+                body = await reader.readexactly(int(header(head, b"content-length") or 0))
+                backend[1].write(with_header(head, b"Connection", b"close") + body)
+                await backend[1].drain()
+                writer.write(await backend[0].read())  # the whole response: the backend closes
+                await writer.drain()
+                backend[1].close()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        writer.close()
+
+
 async def serve(port: int, backends: list[int]) -> None:
-    turns = itertools.cycle(backends)
-
-    async def accept(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        for _ in backends:
-            try:
-                backend_reader, backend_writer = await asyncio.open_connection("127.0.0.1", next(turns))
-            except OSError:
-                continue
-            await asyncio.gather(pipe(client_reader, backend_writer), pipe(backend_reader, client_writer))
-            return
-        client_writer.close()
-
-    server = await asyncio.start_server(accept, "127.0.0.1", port)
+    balancer = Balancer(backends)
+    server = await asyncio.start_server(lambda *client: balancer.serve_client(client), "127.0.0.1", port)
     async with server:
         await server.serve_forever()
 

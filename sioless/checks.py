@@ -28,9 +28,10 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
             errors.append(Error(f"SIOLESS[{key!r}] must be a positive number.", id="sioless.E003"))
     if not isinstance(raw.get("PATH", ""), str):
         errors.append(Error("SIOLESS['PATH'] must be a string.", id="sioless.E004"))
-    modules = raw.get("HANDLER_MODULES", [])
-    if not isinstance(modules, (list, tuple)) or not all(isinstance(m, str) for m in modules):
-        errors.append(Error("SIOLESS['HANDLER_MODULES'] must be a list of dotted paths.", id="sioless.E005"))
+    for key, what in (("HANDLER_MODULES", "dotted paths"), ("CORS_ALLOWED_ORIGINS", "origins")):
+        values = raw.get(key, [])
+        if not isinstance(values, (list, tuple)) or not all(isinstance(value, str) for value in values):
+            errors.append(Error(f"SIOLESS[{key!r}] must be a list of {what}.", id="sioless.E005"))
     if errors:
         return errors
     return check_heartbeat() + check_channel_layer() + check_database_connections()

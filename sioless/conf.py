@@ -16,6 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "CHANNEL_LAYER": "default",
     "EMBEDDED_WORKER": None,
     "HANDLER_MODULES": [],
+    "CORS_ALLOWED_ORIGINS": [],
 }
 
 
@@ -73,6 +74,11 @@ class Settings:
     def HANDLER_MODULES(self) -> list[str]:
         """Dotted module paths imported for their handlers, besides each app's ``sockets``."""
         return list(self._get("HANDLER_MODULES"))
+
+    @property
+    def CORS_ALLOWED_ORIGINS(self) -> list[str]:
+        """Origins (``"https://example.com"``, or ``"*"``) whose pages may poll from another origin."""
+        return list(self._get("CORS_ALLOWED_ORIGINS"))
 
 
 conf = Settings()

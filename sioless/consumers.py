@@ -75,8 +75,24 @@ def _decoded_headers(scope: dict[str, Any]) -> list[tuple[str, str]]:
     return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in scope.get("headers", [])]
 
 
-class EngineConsumer(AsyncConsumer):
-    """One Engine.IO connection over WebSocket."""
+class LeanConsumer(AsyncConsumer):
+    """A consumer that routes messages without Channels' per-message database thread hop (its
+    handlers touch no database connection)."""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+
+class EngineConsumer(LeanConsumer):
+    """One Engine.IO connection over WebSocket (and, as :class:`~sioless.polling.PolledSession`,
+    one over HTTP long-polling)."""
+
+    #: The transport its session starts on, and the ones it offers to upgrade to.
+    transport = "websocket"
+    upgrades: list[str] = []
 
     def __init__(self) -> None:
         self.eio_sid = ""
@@ -86,22 +102,15 @@ class EngineConsumer(AsyncConsumer):
         self.ping_sent_at: float | None = None
         self.closing = True
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Route a message to its handler, without Channels' per-message database thread hop."""
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
-
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         """Validate the query, open the session and announce it to the worker."""
         query = parsed_query(self.scope)
-        if query_error(query, "websocket") is not None:
+        if query_error(query, self.transport) is not None:
             await self.send({"type": "websocket.close"})
             return
         if conf.EMBEDDED_WORKER:
             embedded.ensure_worker()
-        self.eio_sid = secrets.token_urlsafe(15)
+        self.eio_sid = self.new_sid()
         self.worker = worker_channel(shard_of(self.eio_sid, conf.SHARDS))
         self.closing = False
         await self.send({"type": "websocket.accept"})
@@ -111,19 +120,23 @@ class EngineConsumer(AsyncConsumer):
                 ping_interval_ms=int(conf.PING_INTERVAL * 1000),
                 ping_timeout_ms=int(conf.PING_TIMEOUT * 1000),
                 max_payload=conf.MAX_PAYLOAD,
-                upgrades=[],
+                upgrades=self.upgrades,
             )
         )
         await self.channel_layer.group_add(HEARTBEAT_GROUP, self.channel_name)
         self.groups_added_at = time.monotonic()
         await self.to_worker({"type": messages.OPEN, "handshake": handshake_from_scope(self.scope, query).to_message()})
 
+    def new_sid(self) -> str:
+        """The Engine.IO sid of a new session."""
+        return secrets.token_urlsafe(15)
+
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Take one frame from the client."""
         frame = message["text"] if message.get("text") is not None else message.get("bytes") or b""
         if self.closing:
             return
-        if _payload_size(frame) > conf.MAX_PAYLOAD:
+        if payload_size(frame) > conf.MAX_PAYLOAD:
             await self.close(DisconnectReason.TRANSPORT_ERROR, MESSAGE_TOO_BIG)
             return
         try:
@@ -248,33 +261,8 @@ class EngineConsumer(AsyncConsumer):
             await self.send({"type": "websocket.send", "text": frame})
 
 
-def _payload_size(frame: str | bytes) -> int:
+def payload_size(frame: str | bytes) -> int:
     """Bytes a frame took on the wire; text is encoded only when it might be too large."""
     if isinstance(frame, bytes) or len(frame) * 4 <= conf.MAX_PAYLOAD:
         return len(frame)
     return len(frame.encode("utf-8", "surrogatepass"))
-
-
-class HandshakeErrorConsumer(AsyncConsumer):
-    """Answers plain HTTP requests to the endpoint with Engine.IO's error codes.
-
-    Only the WebSocket transport is served, so every HTTP request is refused
-    with status 400 and ``{"code": ..., "message": ...}``.
-    """
-
-    async def http_request(self, message: dict[str, Any]) -> None:
-        """Refuse the request with the Engine.IO error that fits it."""
-        if message.get("more_body"):
-            return
-        query = parsed_query(self.scope)
-        error = query_error(query, "websocket")
-        code = HandshakeError.BAD_REQUEST if error is None else error
-        body = engineio.handshake_error_body(code)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await self.send({"type": "http.response.start", "status": 400, "headers": headers})
-        await self.send({"type": "http.response.body", "body": body})
-        raise StopConsumer
-
-    async def http_disconnect(self, message: dict[str, Any]) -> None:
-        """The client left before the answer."""
-        raise StopConsumer

@@ -27,6 +27,20 @@ Anywhere (worker, view, task) to a group of consumers::
 The first consumer of a server process to see a tick, to the ticker's channel::
 
     sioless.alive     the process is alive; ``process``
+
+A long-polling session's HTTP requests and upgrading WebSocket (any process) to the channel
+holding the session (each carries ``sid``), and the answers::
+
+    sioless.poll          a GET waits for packets; ``reply`` (the request's channel)
+    sioless.post          packets from the client; ``frames``, ``reply`` (None from a WebSocket),
+                          ``error`` (a disconnect reason: the request was refused, close the session)
+    sioless.reply         to a request: ``frames`` (for a GET), ``ok``, or ``error`` (an Engine.IO
+                          error code); ``timeout`` from the request to itself
+    sioless.probe         the WebSocket got the upgrade probe: release the waiting GET
+    sioless.upgrade       the client switched to the WebSocket; ``relay`` (its channel)
+    sioless.relay_frames  session to WebSocket: frames for the client; ``frames``
+    sioless.relay_close   session to WebSocket: close the connection; ``code``
+    sioless.relay_gone    WebSocket to session: the client closed it; ``relay``
 """
 
 OPEN = "sioless.open"
@@ -39,3 +53,11 @@ BROADCAST = "sioless.broadcast"
 PING = "sioless.ping"
 REAP = "sioless.reap"
 ALIVE = "sioless.alive"
+POLL = "sioless.poll"
+POST = "sioless.post"
+REPLY = "sioless.reply"
+PROBE = "sioless.probe"
+UPGRADE = "sioless.upgrade"
+RELAY_FRAMES = "sioless.relay_frames"
+RELAY_CLOSE = "sioless.relay_close"
+RELAY_GONE = "sioless.relay_gone"

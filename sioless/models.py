@@ -14,7 +14,7 @@ from .fields import JSONTextField, NameField
 class EngineSession(models.Model):
     """One Engine.IO connection: where its consumer listens, and its handshake."""
 
-    sid = models.CharField(primary_key=True, max_length=40)
+    sid = models.CharField(primary_key=True, max_length=200)
     shard = models.PositiveIntegerField(db_index=True)
     reply_channel = models.CharField(max_length=200)
     process = models.CharField(max_length=200, db_index=True, help_text="names.process_of(reply_channel)")

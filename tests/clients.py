@@ -1,15 +1,19 @@
-"""Client helpers for tests: python-socketio's AsyncClient and a raw Engine.IO WebSocket."""
+"""Client helpers for tests: python-socketio's AsyncClient, a raw Engine.IO WebSocket and a raw
+long-polling session."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import socketio
+
+from sioless.protocol.engineio import decode_payload, encode_payload
 
 
 class Recorder:
@@ -106,3 +110,50 @@ async def raw_engine(url: str) -> AsyncIterator[RawEngine]:
         yield raw
     finally:
         await raw.close()
+
+
+class Poller:
+    """An Engine.IO polling session driven request by request, alternating between servers."""
+
+    def __init__(self, http: aiohttp.ClientSession, urls: list[str]) -> None:
+        self.http = http
+        self.urls = itertools.cycle(urls)
+        self.sid = ""
+        self.handshake: dict[str, Any] = {}
+
+    def url(self, sid: str | None = None) -> str:
+        """The next server's endpoint for this session (or for ``sid``; for a handshake, "")."""
+        sid = self.sid if sid is None else sid
+        return f"{next(self.urls)}/socket.io/?EIO=4&transport=polling" + (f"&sid={sid}" if sid else "")
+
+    async def open(self) -> None:
+        async with self.http.get(self.url(sid="")) as response:
+            assert response.status == 200, await response.text()
+            [opened] = decode_payload(await response.text())
+        assert isinstance(opened, str) and opened.startswith("0")
+        self.handshake = json.loads(opened[1:])
+        self.sid = self.handshake["sid"]
+
+    async def get(self) -> tuple[int, list[str | bytes] | Any]:
+        """Status, and the frames (or the error body)."""
+        async with self.http.get(self.url()) as response:
+            body = await response.text()
+            return response.status, decode_payload(body) if response.status == 200 else await response.json()
+
+    async def post(self, *frames: str | bytes, body: str | None = None) -> tuple[int, str]:
+        data = encode_payload(frames) if body is None else body
+        async with self.http.post(self.url(), data=data.encode()) as response:
+            return response.status, await response.text()
+
+    async def until(self, count: int) -> list[str | bytes]:
+        """GET until ``count`` frames other than pings came (answering the pings)."""
+        frames: list[str | bytes] = []
+        while len(frames) < count:
+            status, got = await self.get()
+            assert status == 200, got
+            for frame in got:
+                if frame == "2":
+                    await self.post("3")
+                else:
+                    frames.append(frame)
+        return frames

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from tests.processes import Process, daphne, django_env, qcluster, runserver, worker
+from tests.processes import Process, daphne, django_env, qcluster, round_robin_proxy, runserver, worker
 
 #: Fixtures that start real servers.
 TOPOLOGIES = {"production", "development", "topology", "hibernating", "beating"}
@@ -69,6 +69,8 @@ class Topology:
 
     urls: list[str]
     processes: dict[str, Process] = field(default_factory=dict)
+    #: A URL whose requests go to every server in turn (the one server, in development).
+    balancer: str = ""
     env: dict[str, str] = field(default_factory=dict)
     database: str = ""
 
@@ -90,6 +92,7 @@ def production(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) 
             process, url = daphne(name, env)
             topology.processes[name] = process
             topology.urls.append(url)
+        topology.processes["balancer"], topology.balancer = round_robin_proxy("balancer", *topology.urls)
         yield topology
     finally:
         topology.stop()
@@ -100,7 +103,7 @@ def development(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     """``manage.py runserver`` with SQLite and the in-memory layer: everything in one process."""
     env = django_env("tests.settings_dev", SIOLESS_TEST_SQLITE=str(tmp_path_factory.mktemp("dev") / "db.sqlite3"))
     process, url = runserver("runserver", env)
-    topology = Topology(urls=[url], processes={"runserver": process})
+    topology = Topology(urls=[url], processes={"runserver": process}, balancer=url)
     try:
         yield topology
     finally:

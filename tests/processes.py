@@ -123,7 +123,8 @@ def qcluster(name: str, env: dict[str, str]) -> Process:
 
 
 def round_robin_proxy(name: str, *backends: str) -> tuple[Process, str]:
-    """A TCP proxy spreading connections over ``backends`` in turn (skipping dead ones); its URL."""
+    """demo_project.balancer: each HTTP request and WebSocket to the next of ``backends`` (skipping
+    dead ones); its URL."""
     port = free_port()
     ports = [url.rsplit(":", 1)[1] for url in backends]
     process = Process(name, [sys.executable, "-m", "demo_project.balancer", str(port), *ports], os.environ.copy())
@@ -131,15 +132,17 @@ def round_robin_proxy(name: str, *backends: str) -> tuple[Process, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def run_node(scenario: str, *urls: str, timeout: float = 60.0) -> Any:
-    """Run a scenario of tests/js/scenarios.mjs; return the JSON it printed last."""
-    return run_node_script(NODE_SCENARIOS, scenario, *urls, timeout=timeout)
+def run_node(scenario: str, *urls: str, timeout: float = 60.0, transports: str = "websocket") -> Any:
+    """Run a scenario of tests/js/scenarios.mjs with clients on ``transports`` ("websocket",
+    "default" options, or "polling" only); return the JSON it printed last."""
+    env = {**os.environ, "SIOLESS_TRANSPORTS": transports}
+    return run_node_script(NODE_SCENARIOS, scenario, *urls, timeout=timeout, env=env)
 
 
-def run_node_script(script: Path, *args: str, timeout: float) -> Any:
+def run_node_script(script: Path, *args: str, timeout: float, env: dict[str, str] | None = None) -> Any:
     """Run a Node script of tests/js; return the JSON it printed last."""
     command = ["node", str(script), *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     if done.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{done.stderr}\n{done.stdout}")
     return json.loads(done.stdout.strip().splitlines()[-1])

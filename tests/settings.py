@@ -69,6 +69,7 @@ SIOLESS = {
     "PING_TIMEOUT": float(os.environ.get("SIOLESS_TEST_PING_TIMEOUT", "30")),
     "MAX_PAYLOAD": 100_000,
     "HANDLER_MODULES": ["tests.handlers"],
+    "CORS_ALLOWED_ORIGINS": ["http://allowed.example"],
 }
 
 LOGGING = {

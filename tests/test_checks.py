@@ -32,6 +32,8 @@ def test_the_test_settings_pass() -> None:
         ({"SHARDS": True}, ["sioless.E003"]),
         ({"PATH": 5}, ["sioless.E004"]),
         ({"HANDLER_MODULES": "app.sockets"}, ["sioless.E005"]),
+        ({"CORS_ALLOWED_ORIGINS": "*"}, ["sioless.E005"]),
+        ({"CORS_ALLOWED_ORIGINS": [None]}, ["sioless.E005"]),
         ({"CHANNEL_LAYER": "missing"}, ["sioless.E006"]),
     ],
 )

@@ -42,6 +42,27 @@ def test_engine_open_packet_and_error_bodies() -> None:
     assert body == b'{"code":5,"message":"Unsupported protocol version"}'
 
 
+PAYLOADS = [
+    ("4hello", ["4hello"]),
+    ("4hello\x1e2\x1e4✓", ["4hello", "2", "4✓"]),
+    ("bAQID", [b"\x01\x02\x03"]),
+    ('451-["up",{"_placeholder":true,"num":0}]\x1ebAA==', ['451-["up",{"_placeholder":true,"num":0}]', b"\x00"]),
+    ("b", [b""]),
+]
+
+
+@pytest.mark.parametrize(("payload", "frames"), PAYLOADS)
+def test_polling_payloads_round_trip(payload: str, frames: list[str | bytes]) -> None:
+    assert engineio.decode_payload(payload) == frames
+    assert engineio.encode_payload(frames) == payload
+
+
+@pytest.mark.parametrize("payload", ["", "4a\x1e", "\x1e4a", "4a\x1e7", "b!!", "bAQI", "x\x1e4a"])
+def test_polling_payloads_reject_malformed_parts(payload: str) -> None:
+    with pytest.raises(ProtocolError):
+        engineio.decode_payload(payload)
+
+
 SOCKET_FRAMES = [
     ("0", Packet(PacketType.CONNECT)),
     ('0{"token":"x"}', Packet(PacketType.CONNECT, data={"token": "x"})),

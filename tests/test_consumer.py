@@ -13,8 +13,9 @@ from channels.testing import HttpCommunicator, WebsocketCommunicator
 from pytest_django.fixtures import Settings
 
 from sioless import messages
-from sioless.consumers import PROTOCOL_ERROR, EngineConsumer, HandshakeErrorConsumer
+from sioless.consumers import PROTOCOL_ERROR, EngineConsumer
 from sioless.names import HEARTBEAT_GROUP, worker_channel
+from sioless.polling import PollingConsumer
 
 WORKER = worker_channel(0)
 
@@ -169,7 +170,7 @@ async def test_a_close_from_the_worker_closes_the_websocket(
 
 
 async def test_http_requests_are_refused_with_engine_io_codes() -> None:
-    communicator = HttpCommunicator(HandshakeErrorConsumer.as_asgi(), "GET", "/socket.io/?EIO=4&transport=polling")
+    communicator = HttpCommunicator(PollingConsumer.as_asgi(), "GET", "/socket.io/?EIO=4&transport=websocket")
     response = await communicator.get_response()
     assert response["status"] == 400
     assert json.loads(response["body"]) == {"code": 0, "message": "Transport unknown"}

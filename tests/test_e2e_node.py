@@ -15,8 +15,23 @@ def topology(request: pytest.FixtureRequest) -> Topology:
     return request.getfixturevalue(request.param)
 
 
-def test_connect_events_acks_binary_and_namespaces(topology: Topology) -> None:
-    seen = run_node("basics", topology.urls[0])
+@pytest.fixture(params=["websocket", "default", "polling"])
+def transports(request: pytest.FixtureRequest) -> str:
+    """The clients' options: WebSocket only, socket.io-client's defaults (polling, then the
+    upgrade), or polling only."""
+    return str(request.param)
+
+
+def urls(topology: Topology, transports: str) -> list[str]:
+    """Two URLs for the clients: WebSocket-only clients go straight to the servers; the others
+    through the balancer, so that a session's requests land on every server in turn."""
+    direct = topology.urls if len(topology.urls) > 1 else topology.urls * 2
+    return direct if transports == "websocket" else [topology.balancer] * 2
+
+
+def test_connect_events_acks_binary_and_namespaces(topology: Topology, transports: str) -> None:
+    seen = run_node("basics", urls(topology, transports)[0], transports=transports)
+    assert seen["transport"] == ("polling" if transports == "polling" else "websocket")
     assert seen["whoami"]["auth"] == {"token": "abc"}
     assert seen["whoami"]["query"]["room"] == "r1"
     assert seen["whoami"]["query"]["EIO"] == "4"
@@ -35,17 +50,16 @@ def test_connect_events_acks_binary_and_namespaces(topology: Topology) -> None:
     assert seen["unknownDynamic"] == {"message": "Invalid namespace", "data": None}
 
 
-def test_server_calls_the_client_with_and_without_timeout(topology: Topology) -> None:
-    seen = run_node("calls", topology.urls[0])
+def test_server_calls_the_client_with_and_without_timeout(topology: Topology, transports: str) -> None:
+    seen = run_node("calls", urls(topology, transports)[0], transports=transports)
     assert seen["answered"] == {"answer": [42, "extra"]}
     assert seen["timedOut"] == {"timeout": True}
     assert seen["asked"] == "asked"
     assert seen["later"] == ["later", 1]
 
 
-def test_rooms_broadcasts_skip_and_server_disconnect(topology: Topology) -> None:
-    urls = topology.urls if len(topology.urls) > 1 else topology.urls * 2
-    seen = run_node("rooms", *urls)
+def test_rooms_broadcasts_skip_and_server_disconnect(topology: Topology, transports: str) -> None:
+    seen = run_node("rooms", *urls(topology, transports), transports=transports)
     assert seen["joined"] == {"a": ["room one"], "b": ["room one"], "c": [ODD_ROOM]}
     assert seen["left"] == []
     news = {name: [args[0] for args in received] for name, received in seen["news"].items()}

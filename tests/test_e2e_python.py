@@ -19,12 +19,14 @@ def topology(request: pytest.FixtureRequest) -> Topology:
     return request.getfixturevalue(request.param)
 
 
-async def test_events_acks_binary_and_a_custom_namespace(topology: Topology) -> None:
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_events_acks_binary_and_a_custom_namespace(topology: Topology, transport: str) -> None:
+    """Over WebSocket, and forced to polling through the balancer (each request to the next server)."""
     client = socketio.AsyncClient(reconnection=False)
-    await client.connect(
-        topology.urls[0], transports=["websocket"], namespaces=["/", "/custom"], auth={"token": "secret"}
-    )
+    url = topology.urls[0] if transport == "websocket" else topology.balancer
+    await client.connect(url, transports=[transport], namespaces=["/", "/custom"], auth={"token": "secret"})
     try:
+        assert client.transport() == transport
         assert await client.call("echo", ["a", 2], timeout=5) == ["a", 2]
         assert await client.call("echo", b"\x00\xffbytes", timeout=5) == b"\x00\xffbytes"
         assert await client.call("hello", "py", namespace="/custom", timeout=5) == "hello py from /custom"
@@ -51,11 +53,13 @@ async def test_refusal_and_unknown_namespace(topology: Topology) -> None:
     assert unknown == {"message": "Invalid namespace"}
 
 
-async def test_handlers_see_the_django_user_of_the_session(production: Topology) -> None:
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_handlers_see_the_django_user_of_the_session(production: Topology, transport: str) -> None:
     async with aiohttp.ClientSession() as http, http.get(f"{production.urls[1]}/login/ada/") as response:
         assert response.status == 200
         cookie = "; ".join(f"{c.key}={c.value}" for c in response.cookies.values())
-    async with sio_client(production.urls[0], headers={"Cookie": cookie}) as client:
+    url = production.urls[0] if transport == "websocket" else production.balancer
+    async with sio_client(url, headers={"Cookie": cookie}, transports=[transport]) as client:
         me = await client.call("whoami", timeout=5)
     assert me["user"] == "ada"
     assert me["has_cookie_header"] is False

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.clients import RawEngine, Recorder, sio_client
+from tests.clients import Poller, RawEngine, Recorder, sio_client
 from tests.conftest import Topology, own_database, sql, wait_until
 from tests.processes import daphne, django_env, qcluster, round_robin_proxy, run_node, worker
 
@@ -83,8 +83,11 @@ def gone(recorder: Recorder) -> list[dict[str, Any]]:
     return seen
 
 
-async def test_pings_reach_a_stock_client(beating: Topology) -> None:
-    seen = await asyncio.to_thread(run_node, "pings", beating.urls[0], str(int(4 * PING_INTERVAL * 1000)))
+@pytest.mark.parametrize("transports", ["websocket", "default", "polling"])
+async def test_pings_reach_a_stock_client(beating: Topology, transports: str) -> None:
+    url = beating.urls[0] if transports == "websocket" else beating.urls[2]  # polling: through the proxy
+    hold_ms = str(int(4 * PING_INTERVAL * 1000))
+    seen = await asyncio.to_thread(run_node, "pings", url, hold_ms, transports=transports)
     assert seen["pings"] >= 3
     assert (seen["disconnects"], seen["stillConnected"]) == ([], True)
 
@@ -127,6 +130,20 @@ async def test_a_qcluster_restart_drops_no_one(beating: Topology) -> None:
     for seen in await clients:
         assert (seen["disconnects"], seen["stillConnected"]) == ([], True)
         assert seen["pings"] >= 4
+
+
+async def test_a_polling_client_that_stops_polling_is_dropped_with_ping_timeout(beating: Topology) -> None:
+    async with watcher(beating.urls[1]) as (_, heard), aiohttp.ClientSession() as http:
+        session = Poller(http, beating.urls[:2])
+        await session.open()
+        await session.post("40")
+        [connected] = await session.until(1)
+        assert isinstance(connected, str)
+        sid = json.loads(connected[2:])["sid"]
+        stopped = time.monotonic()  # no more GETs: the pings pile up unanswered
+        found = await heard.next_where("gone", lambda event: event["sid"] == sid, timeout=3 * SILENT_CLIENT_BOUND)
+        assert found["reason"] == "ping timeout"
+        assert time.monotonic() - stopped <= SILENT_CLIENT_BOUND + PING_INTERVAL + SLACK
 
 
 async def test_room_membership_outlives_the_group_expiry(beating: Topology) -> None:

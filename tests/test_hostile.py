@@ -120,12 +120,12 @@ async def test_unknown_ack_ids_and_lifecycle_event_names_are_ignored(production:
 @pytest.mark.parametrize(
     ("query", "code"),
     [
-        ("EIO=3&transport=polling", 0),
-        ("EIO=4&transport=polling", 0),
+        ("EIO=3&transport=polling", 5),
+        ("transport=polling", 5),
         ("EIO=4", 0),
-        ("EIO=4&transport=websocket&sid=nope", 1),
-        ("EIO=3&transport=websocket", 5),
-        ("transport=websocket", 5),
+        ("EIO=4&transport=flashsocket", 0),
+        ("EIO=4&transport=websocket", 0),
+        ("EIO=4&transport=polling&sid=nope", 1),
     ],
 )
 async def test_http_requests_get_engine_io_error_codes(production: Topology, query: str, code: int) -> None:

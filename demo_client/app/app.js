@@ -7,8 +7,8 @@ const TYPING_IDLE_MS = 1500;
 const POINTER_EVERY_MS = 40;
 
 const name = new URLSearchParams(location.search).get("name") ?? localStorage.getItem("sioless-demo-name") ?? "";
-// WebSocket only until sioless serves HTTP long-polling.
-const socket = io({ transports: ["websocket"], auth: { name } });
+// socket.io-client's default options: long-polling first, then the upgrade to WebSocket.
+const socket = io({ auth: { name } });
 let room = null;
 let reconnects = 0;
 
@@ -28,6 +28,7 @@ function showState(state) {
 socket.on("connect", () => {
   showState("connected");
   $("transport").textContent = socket.io.engine.transport.name;
+  socket.io.engine.once("upgrade", (transport) => ($("transport").textContent = transport.name));
   if (room) join(room);
 });
 socket.on("disconnect", () => showState("disconnected"));

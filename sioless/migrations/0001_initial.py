@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="EngineSession",
             fields=[
-                ("sid", models.CharField(max_length=40, primary_key=True, serialize=False)),
+                ("sid", models.CharField(max_length=200, primary_key=True, serialize=False)),
                 ("shard", models.PositiveIntegerField(db_index=True)),
                 ("reply_channel", models.CharField(max_length=200)),
                 (

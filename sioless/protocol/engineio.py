@@ -1,9 +1,14 @@
-"""Engine.IO v4 packets over WebSocket.
+"""Engine.IO v4 packets, over WebSocket and in HTTP long-polling payloads.
 
-Wire format (one packet per WebSocket frame)::
+Wire format over WebSocket (one packet per frame)::
 
     text frame:   <type digit>[<utf-8 data>]     e.g. "2" (ping), "4hello" (message)
     binary frame: <raw bytes>                     always a MESSAGE packet in v4
+
+A long-polling payload (an HTTP body) holds several packets: the text frames as they are,
+binary messages as ``b<base64>``, separated by the record separator ``\x1e``::
+
+    4hello\x1e2\x1ebAQID
 
 Types: 0 open, 1 close, 2 ping, 3 pong, 4 message, 5 upgrade, 6 noop. The open
 packet carries the handshake as JSON::
@@ -13,13 +18,18 @@ packet carries the handshake as JSON::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
 from ..exceptions import ProtocolError
 
 Frame = str | bytes
+
+RECORD_SEPARATOR = "\x1e"
 
 
 class PacketType(IntEnum):
@@ -77,6 +87,29 @@ def decode(frame: Frame) -> Packet:
     if not frame or not "0" <= frame[0] <= "6":
         raise ProtocolError(f"unknown Engine.IO packet type in {frame[:16]!r}")
     return Packet(PacketType(int(frame[0])), frame[1:])
+
+
+def encode_payload(frames: Iterable[Frame]) -> str:
+    """Encode frames (as :func:`encode` makes them) as one long-polling payload."""
+    return RECORD_SEPARATOR.join(
+        f"b{base64.b64encode(frame).decode('ascii')}" if isinstance(frame, bytes) else frame for frame in frames
+    )
+
+
+def decode_payload(payload: str) -> list[Frame]:
+    """Split a long-polling payload into frames :func:`decode` takes; raise ProtocolError when a
+    part is not a packet."""
+    frames: list[Frame] = []
+    for part in payload.split(RECORD_SEPARATOR):
+        if part.startswith("b"):
+            try:
+                frames.append(base64.b64decode(part[1:], validate=True))
+            except binascii.Error:
+                raise ProtocolError(f"invalid base64 in binary packet {part[:16]!r}") from None
+        else:
+            decode(part)
+            frames.append(part)
+    return frames
 
 
 def open_packet(sid: str, *, ping_interval_ms: int, ping_timeout_ms: int, max_payload: int, upgrades: list[str]) -> str:

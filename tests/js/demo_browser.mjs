@@ -71,6 +71,7 @@ try {
   const paintedAfter = await painted(bob);
 
   await bob.locator("#latency", { hasText: "ms" }).waitFor(WAIT);
+  await bob.locator("#transport", { hasText: "websocket" }).waitFor(WAIT); // upgraded from polling
   const status = {
     transport: await bob.textContent("#transport"),
     latency: await bob.textContent("#latency"),

@@ -1,13 +1,21 @@
 // Scenarios the sioless tests drive with the stock socket.io-client under Node.
-// Usage: node scenarios.mjs <scenario> <url> [<url> ...]
+// Usage: [SIOLESS_TRANSPORTS=websocket|default|polling] node scenarios.mjs <scenario> <url> [<url> ...]
 // Prints one JSON line with what the scenario saw; pytest asserts on it.
 import { io } from "socket.io-client";
 
 const TIMEOUT = 5000;
+// The clients' transports: WebSocket only, socket.io-client's defaults (polling, then the
+// upgrade to WebSocket), or polling only.
+const TRANSPORTS = process.env.SIOLESS_TRANSPORTS ?? "websocket";
+const TRANSPORT_OPTIONS = {
+  websocket: { transports: ["websocket"] },
+  default: {},
+  polling: { transports: ["polling"] },
+}[TRANSPORTS];
 
 function connect(url, { namespace = "/", auth = {}, query = {} } = {}) {
   const socket = io(url + namespace, {
-    transports: ["websocket"],
+    ...TRANSPORT_OPTIONS,
     auth,
     query,
     reconnection: false,
@@ -53,6 +61,18 @@ function next(socket, event, ms = TIMEOUT) {
   });
 }
 
+/** The transport a socket ends up on: with the default options, once the upgrade is done. */
+async function settledTransport(socket) {
+  const engine = socket.io.engine;
+  if (TRANSPORTS === "default" && engine.transport.name !== "websocket") {
+    await new Promise((resolve) => {
+      engine.once("upgrade", resolve);
+      setTimeout(resolve, TIMEOUT);
+    });
+  }
+  return engine.transport.name;
+}
+
 function collect(socket, event) {
   const seen = [];
   socket.on(event, (...args) => seen.push(args));
@@ -77,6 +97,7 @@ const scenarios = {
     const dynamic = await connect(url, { namespace: "/dyn-42" });
     const where = await ask(dynamic, "where");
     const result = {
+      transport: await settledTransport(socket),
       whoami,
       echo,
       echoSync,
