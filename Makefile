@@ -32,7 +32,7 @@ lint: $(INSTALLED)
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --editable ".[test]"
+	$(BIN)/python -m pip install --quiet --editable ".[test,bench]"
 	touch $@
 
 $(NODE_CLIENTS): tests/js/package.json tests/js/package-lock.json

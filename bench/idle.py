@@ -14,28 +14,23 @@ Redis included), and the memory the connections added. It exits non-zero if a co
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import redis
 
+from bench.measure import bench_database, cpu_seconds, named, process_tree, rss_bytes
 from tests.processes import ROOT, Process, daphne, django_env, qcluster, worker
 
 DATABASE = "sioless_bench"
 IDLE_CLIENT = ROOT / "bench" / "js" / "idle.mjs"
 #: PostgreSQL backends flush their statistics within 10 s of going idle.
 STATS_SETTLE = 11.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
@@ -48,62 +43,6 @@ class Sample:
     layer_messages: int
     redis_commands: int
     cpu_seconds: dict[str, float]
-
-
-def admin_sql(statement: str) -> None:
-    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as admin:
-        admin.execute(statement)
-
-
-@contextlib.contextmanager
-def bench_database(env: dict[str, str]) -> Iterator[None]:
-    """A freshly migrated database for this run, dropped afterwards."""
-    admin_sql(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    admin_sql(f'CREATE DATABASE "{DATABASE}"')
-    try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
-        yield
-    finally:
-        admin_sql(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and every process in its session (the started process and its children)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) == os.getsid(root):
-                    found.append(int(entry.name))
-    return found
-
-
-def named(command: str) -> list[int]:
-    """Every process whose executable name is ``command``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
-            if entry.name.isdigit() and (entry / "comm").read_text().strip() == command:
-                pids.append(int(entry.name))
-    return pids
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU seconds the processes used so far."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
-
-
-def rss_bytes(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
-    return total
 
 
 def sample(processes: dict[str, Process], layer: redis.Redis) -> Sample:
@@ -166,7 +105,7 @@ def main() -> int:
     )
     layer = redis.Redis(host="127.0.0.1", port=6379)
     processes: dict[str, Process] = {}
-    with bench_database(env):
+    with bench_database(DATABASE, env):
         try:
             processes["qcluster"] = qcluster("bench-qcluster", env)
             for shard in (0, 1):

@@ -24,7 +24,7 @@ PREFIX = os.environ.get("SIOLESS_DEMO_PREFIX", "sioless-demo")
 REDIS = {"host": "127.0.0.1", "port": 6379, "db": 0}
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "sioless.layers.RedisChannelLayer",
         "CONFIG": {
             "hosts": [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None, "max_connections": 1000}],
             "prefix": PREFIX,

@@ -83,7 +83,8 @@ def check_channel_layer() -> list[CheckMessage]:
     layer = getattr(settings, "CHANNEL_LAYERS", {}).get(conf.CHANNEL_LAYER)
     if layer is None:
         return [Error(f"CHANNEL_LAYERS has no {conf.CHANNEL_LAYER!r} layer.", id="sioless.E006")]
-    if "channels_redis" not in str(layer.get("BACKEND", "")):
+    backend = str(layer.get("BACKEND", ""))
+    if "channels_redis" not in backend and backend != "sioless.layers.RedisChannelLayer":
         return []
     hosts = layer.get("CONFIG", {}).get("hosts", [])
     if any(not isinstance(host, dict) or host.get("socket_timeout", 0) is not None for host in hosts):

@@ -54,6 +54,7 @@ def test_a_qcluster_timeout_that_cuts_the_heartbeat_short_is_warned(settings: Se
     assert ids(check_settings()) == ["sioless.W004"]
 
 
+@pytest.mark.parametrize("backend", [REDIS, "sioless.layers.RedisChannelLayer"])
 @pytest.mark.parametrize(
     ("hosts", "expected"),
     [
@@ -63,9 +64,9 @@ def test_a_qcluster_timeout_that_cuts_the_heartbeat_short_is_warned(settings: Se
     ],
 )
 def test_redis_hosts_without_socket_timeout_none_are_warned(
-    settings: Settings, hosts: list[Any], expected: list[str]
+    settings: Settings, backend: str, hosts: list[Any], expected: list[str]
 ) -> None:
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS, "CONFIG": {"hosts": hosts}}}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend, "CONFIG": {"hosts": hosts}}}
     assert ids(check_settings()) == expected
 
 

@@ -1,0 +1,271 @@
+"""sioless against python-socketio and Node's socket.io, on this machine.
+
+Usage: make bench   (or: python -m bench.run [--quick] [--only NAME ...])
+
+Starts each server in turn with the same handlers (echo with ack, join a room, broadcast to a
+room) and the same heartbeat (pings every 5 s), drives it with one load client (the stock
+socket.io-client under Node, over WebSocket on loopback) and reads the servers' CPU and memory
+from /proc, every process of a topology counted (Redis and PostgreSQL too):
+
+- storm: 1,000 connections, 100 at a time; then an idle hold of 4 ping intervals;
+- echo: 50 clients x 1,000 acked echoes, each client one after another;
+- broadcast: 500 receivers in a room, 100 broadcasts to it.
+
+Prints a Markdown table (also written to bench/RESULTS.md) with each figure's ratio to
+python-socketio's, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.measure import bench_database, cpu_seconds, named, process_tree, rss_bytes
+from demo_project.production import free_port
+from tests.processes import ROOT, Process, daphne, django_env, qcluster, runserver, worker
+
+LOAD_CLIENT = ROOT / "bench" / "js" / "load.mjs"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+DATABASE = "sioless_bench_run"
+PING_INTERVAL = PING_TIMEOUT = 5.0
+PHASES = {"storm": (1000, 4 * PING_INTERVAL), "echo": (50, 1000), "broadcast": (500, 100)}
+QUICK_PHASES = {"storm": (200, 2 * PING_INTERVAL), "echo": (10, 200), "broadcast": (100, 20)}
+
+
+@dataclass
+class Topology:
+    """The processes of one server under test, and what else it uses."""
+
+    url: str
+    processes: list[Process]
+    uses_redis: bool = False
+    uses_postgres: bool = False
+
+    def pids(self) -> list[int]:
+        pids = [pid for process in self.processes for pid in process_tree(process.popen.pid)]
+        return pids + (named("postgres") if self.uses_postgres else [])
+
+    def cpu(self, layer: redis.Redis) -> float:
+        """CPU seconds every process of the topology used so far."""
+        used = cpu_seconds(self.pids())
+        if self.uses_redis:
+            stats = layer.info("cpu")
+            used += float(stats["used_cpu_user"]) + float(stats["used_cpu_sys"])
+        return used
+
+    def memory(self, layer: redis.Redis) -> int:
+        """Bytes resident in the servers' processes (and Redis' data)."""
+        pids = [pid for process in self.processes for pid in process_tree(process.popen.pid)]
+        return rss_bytes(pids) + (int(layer.info("memory")["used_memory"]) if self.uses_redis else 0)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+
+def sioless_env(settings: str, **extra: str) -> dict[str, str]:
+    """The test settings, with the benchmark's heartbeat and channel-layer keys of its own."""
+    return django_env(
+        settings,
+        SIOLESS_TEST_PING_INTERVAL=str(PING_INTERVAL),
+        SIOLESS_TEST_PING_TIMEOUT=str(PING_TIMEOUT),
+        SIOLESS_TEST_LAYER_PREFIX=f"siobench-{uuid.uuid4().hex[:8]}",
+        **extra,
+    )
+
+
+@contextlib.contextmanager
+def python_socketio() -> Iterator[Topology]:
+    port = free_port()
+    env = {**os.environ, "SIOLESS_BENCH_PING": f"{PING_INTERVAL},{PING_TIMEOUT}"}
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.servers.pysio:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    process = Process("bench-python-socketio", command, env)
+    with stopping(Topology(f"http://127.0.0.1:{port}", [process])) as topology:
+        process.wait_for_port(port)
+        yield topology
+
+
+@contextlib.contextmanager
+def node_socketio() -> Iterator[Topology]:
+    port = free_port()
+    ping = [str(int(PING_INTERVAL * 1000)), str(int(PING_TIMEOUT * 1000))]
+    process = Process(
+        "bench-node-socketio", ["node", str(ROOT / "bench" / "js" / "server.mjs"), str(port), *ping], dict(os.environ)
+    )
+    with stopping(Topology(f"http://127.0.0.1:{port}", [process])) as topology:
+        process.wait_for_port(port)
+        yield topology
+
+
+@contextlib.contextmanager
+def sioless_development() -> Iterator[Topology]:
+    with tempfile.TemporaryDirectory() as directory:
+        env = sioless_env("tests.settings_dev", SIOLESS_TEST_SQLITE=f"{directory}/db.sqlite3")
+        process, url = runserver("bench-runserver", env)
+        with stopping(Topology(url, [process])) as topology:
+            yield topology
+
+
+def sioless_production(asgi_server: str) -> Callable[[], contextlib.AbstractContextManager[Topology]]:
+    """One ASGI server process (daphne or uvicorn), a worker for both shards, a qcluster, Redis,
+    PostgreSQL."""
+
+    @contextlib.contextmanager
+    def start() -> Iterator[Topology]:
+        env = sioless_env("tests.settings", SIOLESS_TEST_DB_NAME=DATABASE, SIOLESS_TEST_LOG_LEVEL="INFO")
+        with bench_database(DATABASE, env), stopping(Topology("", [], uses_redis=True, uses_postgres=True)) as topology:
+            topology.processes += [qcluster("bench-qcluster", env), worker("bench-worker", env, 0, 1)]
+            quiet = {**env, "SIOLESS_TEST_LOG_LEVEL": "WARNING"}
+            if asgi_server == "daphne":
+                process, topology.url = daphne("bench-daphne", quiet)
+            else:
+                port = free_port()
+                command = [sys.executable, "-m", "uvicorn", "demo_project.asgi:application", "--port", str(port)]
+                process = Process("bench-uvicorn", [*command, "--lifespan", "off", "--log-level", "warning"], quiet)
+                topology.url = f"http://127.0.0.1:{port}"
+                process.wait_for_port(port)
+            topology.processes.append(process)
+            yield topology
+
+    return start
+
+
+@contextlib.contextmanager
+def stopping(topology: Topology) -> Iterator[Topology]:
+    try:
+        yield topology
+    finally:
+        topology.stop()
+
+
+SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[Topology]]] = {
+    "python-socketio (uvicorn)": python_socketio,
+    "Node socket.io": node_socketio,
+    "sioless development (runserver)": sioless_development,
+    "sioless production (daphne)": sioless_production("daphne"),
+    "sioless production (uvicorn)": sioless_production("uvicorn"),
+}
+BASELINE = "python-socketio (uvicorn)"
+
+
+@dataclass
+class Results:
+    """What one server did in every phase."""
+
+    figures: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def run_phase(topology: Topology, layer: redis.Redis, phase: str, *args: int) -> Iterator[tuple[dict[str, Any], float]]:
+    """Run a load-client phase; yield each step's result with the CPU the servers used in it."""
+    command = ["node", str(LOAD_CLIENT), phase, topology.url, *map(str, args)]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as client:
+        assert client.stdin is not None and client.stdout is not None
+        for _ in range({"storm": 2}.get(phase, 1)):
+            before = topology.cpu(layer)
+            client.stdin.write("go\n")
+            client.stdin.flush()
+            line = client.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the load client failed in {phase}")
+            yield json.loads(line), topology.cpu(layer) - before
+        client.stdin.write("end\n")
+        client.stdin.flush()
+
+
+def measure(topology: Topology, layer: redis.Redis, phases: dict[str, tuple[int, int | float]]) -> Results:
+    results = Results()
+    figures = results.figures
+    connections, hold = phases["storm"]
+    memory_before = topology.memory(layer)
+    storm = run_phase(topology, layer, "storm", connections, int(hold))
+    opened, cpu = next(storm)
+    figures["connect: connections/s"] = opened["connections"] / opened["seconds"]
+    figures["connect: CPU ms/connection"] = 1000 * cpu / opened["connections"]
+    figures["idle: memory KiB/connection"] = (topology.memory(layer) - memory_before) / connections / 1024
+    held, cpu = next(storm)
+    figures["idle: CPU % of a core"] = 100 * cpu / held["seconds"]
+    if held["connected"] != connections or held["disconnects"]:
+        results.notes.append(f"idle: {connections - held['connected']} dropped {held['disconnects']}")
+    list(storm)
+    clients, events = phases["echo"]
+    echoed, cpu = next(run_phase(topology, layer, "echo", clients, int(events)))
+    figures["echo: events/s"] = echoed["events"] / echoed["seconds"]
+    figures["echo: p50 ms"], figures["echo: p99 ms"] = echoed["p50"], echoed["p99"]
+    figures["echo: CPU µs/event"] = 1e6 * cpu / echoed["events"]
+    receivers, events = phases["broadcast"]
+    sent, cpu = next(run_phase(topology, layer, "broadcast", receivers, int(events)))
+    figures["broadcast: deliveries/s"] = sent["deliveries"] / sent["seconds"]
+    figures["broadcast: p50 ms"], figures["broadcast: p99 ms"] = sent["p50"], sent["p99"]
+    figures["broadcast: CPU µs/delivery"] = 1e6 * cpu / sent["deliveries"]
+    return results
+
+
+def table(results: dict[str, Results]) -> str:
+    """The figures as a Markdown table, a server a column, each with its ratio to the baseline's."""
+    names = list(results)
+    lines = ["| | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    baseline = results.get(BASELINE)
+    for figure in results[names[0]].figures:
+        cells = []
+        for name in names:
+            value = results[name].figures[figure]
+            ratio = f" ({value / baseline.figures[figure]:.2f}x)" if baseline and name != BASELINE else ""
+            cells.append(f"{value:,.1f}{ratio}")
+        lines.append(f"| {figure} | " + " | ".join(cells) + " |")
+    notes = [f"- {name}: {note}" for name, result in results.items() for note in result.notes]
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def machine() -> str:
+    """The machine and the runtimes, in one line."""
+    cpu = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line), ":?")
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    runtimes = f"Python {platform.python_version()}, Node {node}"
+    return f"{os.cpu_count()} cores ({cpu.split(':', 1)[1].strip()}), Linux {platform.release()}, {runtimes}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a fifth of the load: to try the benchmark out")
+    parser.add_argument("--only", nargs="*", choices=list(SERVERS), help="these servers (and the baseline) only")
+    args = parser.parse_args()
+    phases = QUICK_PHASES if args.quick else PHASES
+    layer = redis.Redis(host="127.0.0.1", port=6379)
+    chosen = [name for name in SERVERS if not args.only or name in args.only or name == BASELINE]
+    results: dict[str, Results] = {}
+    for name in chosen:
+        print(f"{name} ...", flush=True)
+        with SERVERS[name]() as topology:
+            results[name] = measure(topology, layer, phases)
+    report = f"Machine: {machine()}. Load: {phases}.\n\n{table(results)}\n"
+    print(report)
+    if not args.quick and not args.only:
+        RESULTS.write_text(f"# Benchmark results\n\nMeasured with `make bench`.\n\n{report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
