@@ -12,7 +12,7 @@ BENCH_CLIENTS := bench/js/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo demo-production test lint bench-idle
+.PHONY: demo demo-production test lint bench bench-idle
 
 demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
@@ -50,6 +50,9 @@ $(BENCH_CLIENTS): bench/js/package.json bench/js/package-lock.json
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+bench: $(INSTALLED) $(BENCH_CLIENTS)
+	$(BIN)/python -m bench.run
 
 bench-idle: $(INSTALLED) $(BENCH_CLIENTS)
 	$(BIN)/python -m bench.idle

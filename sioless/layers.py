@@ -1,4 +1,5 @@
-"""channels-redis with fewer round trips to Redis.
+"""Channel layers with less work a message: channels-redis with fewer round trips to Redis, and
+Channels' in-memory layer without its sweep of every channel at every message.
 
 channels-redis sends a message in four round trips (drop expired messages, check the capacity,
 add, refresh the expiry), and receives one in four (restore the in-flight backup, pop, back it up,
@@ -11,12 +12,14 @@ worker restarts, is channels-redis' own; plain channels (the workers') are recei
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import uuid
 from typing import Any
 
 from channels.exceptions import ChannelFull
+from channels.layers import InMemoryChannelLayer as ChannelsInMemoryLayer
 from channels_redis.core import RedisChannelLayer as ChannelsRedisLayer
 from redis.exceptions import NoScriptError
 
@@ -120,3 +123,31 @@ class RedisChannelLayer(ChannelsRedisLayer):
         """A received message, and the channel (or channels) it is for."""
         message = self.deserialize(member)
         return message.pop("__asgi_channel__"), message
+
+
+class InMemoryChannelLayer(ChannelsInMemoryLayer):
+    """Channels' in-memory layer (development: one process), minus two costs that grow with the
+    connections: it sweeps expired messages and memberships at most once a second instead of at
+    every message, and a group send puts the message in each member's queue in turn instead of
+    starting a task per member."""
+
+    #: Seconds between two sweeps of expired messages and group memberships.
+    SWEEP_EVERY = 1.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.swept_at = 0.0
+
+    def _clean_expired(self) -> None:
+        now = time.monotonic()
+        if now - self.swept_at >= self.SWEEP_EVERY:
+            self.swept_at = now
+            super()._clean_expired()
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        assert isinstance(message, dict), "Message is not a dict"
+        self.require_valid_group_name(group)
+        self._clean_expired()
+        for channel in list(self.groups.get(group, {})):
+            with contextlib.suppress(ChannelFull):
+                await self.send(channel, message)

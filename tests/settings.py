@@ -45,7 +45,7 @@ DATABASES = {
 LAYER_PREFIX = os.environ.setdefault("SIOLESS_TEST_LAYER_PREFIX", f"siotest-{uuid.uuid4().hex[:10]}")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "sioless.layers.RedisChannelLayer",
+        "BACKEND": os.environ.get("SIOLESS_TEST_LAYER_BACKEND", "sioless.layers.RedisChannelLayer"),
         "CONFIG": {
             "hosts": [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None, "max_connections": 1000}],
             "prefix": LAYER_PREFIX,

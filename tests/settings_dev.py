@@ -11,5 +11,5 @@ DATABASES = {
         "CONN_MAX_AGE": None,
     }
 }
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
+CHANNEL_LAYERS = {"default": {"BACKEND": "sioless.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
 SIOLESS = {**SIOLESS, "SHARDS": 1}  # noqa: F405

@@ -77,6 +77,16 @@ def kill_and_restart(topology: Topology) -> float:
     return gone_at
 
 
+def stop_and_restart(topology: Topology) -> float:
+    """SIGTERM the worker (a graceful stop, no standby); start a new one a moment later."""
+    topology.processes["worker-a"].stop(timeout=40)
+    gone_at = time.time()
+    assert "stopped" in topology.processes["worker-a"].log(), "the worker did not stop gracefully"
+    time.sleep(2)
+    start_worker_b(topology, standby=False)
+    return gone_at
+
+
 def rolling_deploy(topology: Topology) -> float:
     """Start the new worker as a standby, then stop the old one gracefully (SIGTERM)."""
     start_worker_b(topology, standby=True)
@@ -194,7 +204,7 @@ def handled_by(database: str, sid: str) -> list[int]:
     return [n for (n,) in sql(database, "SELECT n FROM testapp_handled WHERE sid = %s ORDER BY id", (sid,))]
 
 
-@pytest.mark.parametrize("disrupt", [kill_and_restart, rolling_deploy, kill_with_standby])
+@pytest.mark.parametrize("disrupt", [kill_and_restart, stop_and_restart, rolling_deploy, kill_with_standby])
 async def test_clients_stay_connected_and_state_survives(
     hibernating: Topology, hibernation_database: str, disrupt: Callable[[Topology], float]
 ) -> None:

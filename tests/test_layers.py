@@ -1,4 +1,5 @@
-"""sioless' channels-redis layer against the real Redis: fewer round trips, same guarantees."""
+"""sioless' channel layers: channels-redis (against the real Redis) with fewer round trips, and the
+in-memory layer with less work a message, both with the same guarantees."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from channels.exceptions import ChannelFull
 
-from sioless.layers import RECEIVE_SCRIPT, RedisChannelLayer
+from sioless.layers import RECEIVE_SCRIPT, InMemoryChannelLayer, RedisChannelLayer
 
 CAPACITY = 6
 HOSTS = [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}]
@@ -52,3 +53,15 @@ async def test_a_batch_whose_receive_was_cancelled_is_received_again(layer: Redi
     taken = await connection.eval(RECEIVE_SCRIPT, 3, *keys, 100, "", "lost-batch", 60)
     assert len(taken) == 6
     assert [(await layer.receive(channel))["n"] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_the_in_memory_layer_sends_to_every_member_and_skips_full_ones() -> None:
+    layer = InMemoryChannelLayer(capacity=1)
+    members = [await layer.new_channel() for _ in range(3)]
+    for channel in members:
+        await layer.group_add("room", channel)
+    await layer.send(members[1], {"type": "filler"})
+    await layer.group_send("room", {"type": "news"})
+    assert [(await layer.receive(channel))["type"] for channel in members] == ["news", "filler", "news"]
+    await layer.group_send("room", {"type": "again"})
+    assert [(await layer.receive(channel))["type"] for channel in members] == ["again"] * 3

@@ -9,6 +9,7 @@ import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
 
 const CONCURRENT_CONNECTS = 100;
+const ACK_TIMEOUT_MS = 10000; // an ack that never comes is counted as lost, not waited for forever
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
 async function step(result) {
@@ -65,16 +66,21 @@ const phases = {
     const sockets = await connectMany(url, Number(clients));
     await step(async () => {
       const latencies = [];
+      let lost = 0;
       await Promise.all(
         sockets.map(async (socket) => {
           for (let n = 0; n < Number(events); n++) {
             const sent = performance.now();
-            await socket.emitWithAck("echo", n);
-            latencies.push(performance.now() - sent);
+            try {
+              await socket.timeout(ACK_TIMEOUT_MS).emitWithAck("echo", n);
+              latencies.push(performance.now() - sent);
+            } catch {
+              lost++;
+            }
           }
         }),
       );
-      return { events: latencies.length, ...percentiles(latencies) };
+      return { events: latencies.length, lost, ...percentiles(latencies) };
     });
     return sockets;
   },
@@ -82,7 +88,7 @@ const phases = {
   async broadcast(url, receivers, events) {
     const sockets = await connectMany(url, Number(receivers) + 1);
     const [sender, ...rest] = sockets;
-    await Promise.all(rest.map((socket) => socket.emitWithAck("join", "bench")));
+    await Promise.all(rest.map((socket) => socket.timeout(ACK_TIMEOUT_MS).emitWithAck("join", "bench")));
     const latencies = [];
     const expected = rest.length * Number(events);
     let allDelivered;
@@ -95,10 +101,13 @@ const phases = {
     }
     await step(async () => {
       for (let n = 0; n < Number(events); n++) {
-        await sender.emitWithAck("broadcast", "bench", performance.now(), {});
+        await sender
+          .timeout(ACK_TIMEOUT_MS)
+          .emitWithAck("broadcast", "bench", performance.now(), {})
+          .catch(() => {}); // its deliveries, if they never come, are counted as lost
       }
-      await delivered;
-      return { deliveries: latencies.length, ...percentiles(latencies) };
+      await Promise.race([delivered, new Promise((resolve) => setTimeout(resolve, ACK_TIMEOUT_MS))]);
+      return { deliveries: latencies.length, lost: expected - latencies.length, ...percentiles(latencies) };
     });
     return sockets;
   },
