@@ -4,7 +4,7 @@ intervals on the production topology, with zero drops required.
 Usage: make bench-idle   (or: python -m bench.idle [--connections N] [--window SECONDS])
 
 Starts a qcluster, one worker a shard (2 shards), two daphne processes, on Redis and a PostgreSQL
-database of its own (``sioless_bench``, recreated), with the default heartbeat (pings every 25 s).
+database of its own (created, then dropped), with the default heartbeat (pings every 25 s).
 Once every connection is up and the database statistics settled, it measures a window of the
 hold: rows written and transactions committed in PostgreSQL, Redis ZADDs (two a channel-layer
 message: queued, then held while in flight) and all Redis commands, CPU of every process (PostgreSQL and
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ import redis
 from bench.measure import bench_database, cpu_seconds, named, process_tree, rss_bytes
 from tests.processes import ROOT, Process, daphne, django_env, qcluster, worker
 
-DATABASE = "sioless_bench"
+DATABASE = f"sioless_bench_{uuid.uuid4().hex[:8]}"
 IDLE_CLIENT = ROOT / "bench" / "js" / "idle.mjs"
 #: PostgreSQL backends flush their statistics within 10 s of going idle.
 STATS_SETTLE = 11.0
@@ -98,6 +99,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--window", type=float, default=90.0, help="seconds measured (default: 3.6 ping intervals)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers on the way out
     env = django_env(
         "tests.settings",
         SIOLESS_TEST_DB_NAME=DATABASE,

@@ -76,6 +76,10 @@ const phases = {
               latencies.push(performance.now() - sent);
             } catch {
               lost++;
+              if (!socket.connected) {
+                lost += Number(events) - n - 1; // the server dropped it: the rest is lost too
+                break;
+              }
             }
           }
         }),
