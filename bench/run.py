@@ -254,20 +254,16 @@ def measure(topology: Topology, layer: redis.Redis, phases: dict[str, tuple[int,
     if held["connected"] != connections or held["disconnects"]:
         results.notes.append(f"idle: {connections - held['connected']} dropped {held['disconnects']}")
     list(storm)
-    clients, events = phases["echo"]
-    echoed, cpu = next(run_phase(topology, layer, "echo", clients, int(events)))
-    figures["echo: events/s"] = echoed["events"] / echoed["seconds"]
-    figures["echo: p50 ms"], figures["echo: p99 ms"] = echoed["p50"], echoed["p99"]
-    figures["echo: CPU µs/event"] = 1e6 * cpu / echoed["events"]
-    if echoed["lost"]:
-        results.notes.append(f"echo: {echoed['lost']} acks never came")
-    receivers, events = phases["broadcast"]
-    sent, cpu = next(run_phase(topology, layer, "broadcast", receivers, int(events)))
-    figures["broadcast: deliveries/s"] = sent["deliveries"] / sent["seconds"]
-    figures["broadcast: p50 ms"], figures["broadcast: p99 ms"] = sent["p50"], sent["p99"]
-    figures["broadcast: CPU µs/delivery"] = 1e6 * cpu / sent["deliveries"]
-    if sent["lost"]:
-        results.notes.append(f"broadcast: {sent['lost']} deliveries never came")
+    for phase, counted, unit in (("echo", "events", "event"), ("broadcast", "deliveries", "delivery")):
+        clients, events = phases[phase]
+        steps = run_phase(topology, layer, phase, clients, int(events))
+        done, cpu = next(steps)
+        list(steps)  # the client closes its sockets and exits
+        figures[f"{phase}: {counted}/s"] = done[counted] / done["seconds"]
+        figures[f"{phase}: p50 ms"], figures[f"{phase}: p99 ms"] = done["p50"], done["p99"]
+        figures[f"{phase}: CPU µs/{unit}"] = 1e6 * cpu / done[counted]
+        if done["lost"]:
+            results.notes.append(f"{phase}: {done['lost']} {counted} never answered")
     return results
 
 

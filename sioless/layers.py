@@ -57,9 +57,15 @@ return batch
 """
 #: Most messages a server process takes from Redis in one round trip.
 RECEIVE_BATCH = 100
-SEND_SCRIPT_SHA, RECEIVE_SCRIPT_SHA = (
-    hashlib.sha1(script.encode()).hexdigest() for script in (SEND_SCRIPT, RECEIVE_SCRIPT)
-)
+SCRIPT_SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (SEND_SCRIPT, RECEIVE_SCRIPT)}
+
+
+async def run_script(connection: Any, script: str, keys: list[str], *arguments: Any) -> Any:
+    """Run a Lua script by its SHA; the first time since Redis started, Redis learns it."""
+    try:
+        return await connection.evalsha(SCRIPT_SHAS[script], len(keys), *keys, *arguments)
+    except NoScriptError:
+        return await connection.eval(script, len(keys), *keys, *arguments)
 
 
 class RedisChannelLayer(ChannelsRedisLayer):
@@ -84,11 +90,7 @@ class RedisChannelLayer(ChannelsRedisLayer):
         connection = self.connection(index)
         key = self.prefix + channel_non_local_name
         arguments = [self.serialize(message), time.time(), int(self.expiry), self.get_capacity(channel)]
-        try:
-            sent = await connection.evalsha(SEND_SCRIPT_SHA, 1, key, *arguments)
-        except NoScriptError:  # the first send since Redis started: it learns the script
-            sent = await connection.eval(SEND_SCRIPT, 1, key, *arguments)
-        if not sent:
+        if not await run_script(connection, SEND_SCRIPT, [key], *arguments):
             raise ChannelFull()
 
     async def receive_single(self, channel: str) -> tuple[Any, dict[str, Any]]:
@@ -102,10 +104,7 @@ class RedisChannelLayer(ChannelsRedisLayer):
         while True:
             token = uuid.uuid4().hex
             arguments = [RECEIVE_BATCH, self.handed_over.get(key, ""), token, int(self.expiry)]
-            try:
-                batch = await connection.evalsha(RECEIVE_SCRIPT_SHA, 3, *keys, *arguments)
-            except NoScriptError:
-                batch = await connection.eval(RECEIVE_SCRIPT, 3, *keys, *arguments)
+            batch = await run_script(connection, RECEIVE_SCRIPT, keys, *arguments)
             if batch:
                 # channels-redis' receive() buffers the message returned: the others go first
                 *earlier, last = [self.addressed(member) for member in batch[0::2]]
