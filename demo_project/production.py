@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -65,6 +66,8 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": "demo_project.settings_production",
         "SIOLESS_DEMO_DATABASE": args.database,
         "SIOLESS_DEMO_PREFIX": args.prefix,
+        # a key of this run's own: sids and sealed auth stay unforgeable (a deployment sets its own)
+        "SIOLESS_DEMO_SECRET_KEY": os.environ.get("SIOLESS_DEMO_SECRET_KEY") or secrets.token_urlsafe(50),
         "PYTHONUNBUFFERED": "1",
     }
     create_database(args.database)

@@ -3,9 +3,18 @@ Redis channel layer, a qcluster for the heartbeat, a worker a shard, two daphne 
 
 import os
 
+from django.core.exceptions import ImproperlyConfigured
+
 from demo_project.settings import *  # noqa: F403
 
 DEBUG = False
+# Never the development settings' public key: polling sids and sealed auth are signed with it.
+try:
+    SECRET_KEY = os.environ["SIOLESS_DEMO_SECRET_KEY"]
+except KeyError:
+    raise ImproperlyConfigured(
+        "Set SIOLESS_DEMO_SECRET_KEY (`python -m demo_project.production` makes one for each run)."
+    ) from None
 INSTALLED_APPS = [*INSTALLED_APPS, "django_q"]  # noqa: F405
 
 DATABASES = {

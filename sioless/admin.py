@@ -27,6 +27,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(EngineSession)
 class EngineSessionAdmin(ReadOnlyAdmin):
+    exclude = ["handshake"]  # headers and query, however redacted: not for the admin's eyes
     list_display = ["sid", "shard", "user_id", "opened"]
     list_filter = ["shard"]
     search_fields = ["sid", "user_id", "sockets__sid"]
@@ -34,6 +35,7 @@ class EngineSessionAdmin(ReadOnlyAdmin):
 
 @admin.register(NamespaceSocket)
 class NamespaceSocketAdmin(ReadOnlyAdmin):
+    exclude = ["auth"]  # sealed, but a credential all the same
     list_display = ["sid", "namespace", "session", "connected"]
     search_fields = ["sid", "namespace", "session__sid", "session__user_id", "memberships__room"]
     actions = ["disconnect"]

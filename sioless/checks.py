@@ -10,7 +10,19 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import DEFAULTS, conf
 
-_POSITIVE_NUMBERS = ("SHARDS", "PING_INTERVAL", "PING_TIMEOUT", "MAX_PAYLOAD", "MAX_ATTACHMENTS")
+_POSITIVE_NUMBERS = (
+    "SHARDS",
+    "PING_INTERVAL",
+    "PING_TIMEOUT",
+    "MAX_PAYLOAD",
+    "MAX_ATTACHMENTS",
+    "MAX_IN_FLIGHT",
+    "MAX_BUFFERED",
+    "MAX_NAMESPACES",
+    "MAX_NAME_LENGTH",
+    "BINARY_TIMEOUT",
+    "SID_MAX_AGE",
+)
 
 
 @register(Tags.compatibility)
@@ -28,7 +40,13 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
             errors.append(Error(f"SIOLESS[{key!r}] must be a positive number.", id="sioless.E003"))
     if not isinstance(raw.get("PATH", ""), str):
         errors.append(Error("SIOLESS['PATH'] must be a string.", id="sioless.E004"))
-    for key, what in (("HANDLER_MODULES", "dotted paths"), ("CORS_ALLOWED_ORIGINS", "origins")):
+    lists = (
+        ("HANDLER_MODULES", "dotted paths"),
+        ("CORS_ALLOWED_ORIGINS", "origins"),
+        ("PRIVATE_HEADERS", "header names"),
+        ("PRIVATE_QUERY_PARAMETERS", "query parameter names"),
+    )
+    for key, what in lists:
         values = raw.get(key, [])
         if not isinstance(values, (list, tuple)) or not all(isinstance(value, str) for value in values):
             errors.append(Error(f"SIOLESS[{key!r}] must be a list of {what}.", id="sioless.E005"))
@@ -79,11 +97,20 @@ def check_database_connections() -> list[CheckMessage]:
 
 
 def check_channel_layer() -> list[CheckMessage]:
-    """Report a missing channel layer and redis-py's idle timeout trap."""
+    """Report a missing channel layer, Channels' in-memory layer, and redis-py's idle timeout trap."""
     layer = getattr(settings, "CHANNEL_LAYERS", {}).get(conf.CHANNEL_LAYER)
     if layer is None:
         return [Error(f"CHANNEL_LAYERS has no {conf.CHANNEL_LAYER!r} layer.", id="sioless.E006")]
     backend = str(layer.get("BACKEND", ""))
+    if backend == "channels.layers.InMemoryChannelLayer":
+        return [
+            Warning(
+                "Channels' InMemoryChannelLayer names every process alike: after a restart of the "
+                "development server, the sessions of the one before are taken for its own.",
+                hint="Use 'sioless.layers.InMemoryChannelLayer' (also cheaper per message).",
+                id="sioless.W005",
+            )
+        ]
     if "channels_redis" not in backend and backend != "sioless.layers.RedisChannelLayer":
         return []
     hosts = layer.get("CONFIG", {}).get("hosts", [])

@@ -13,10 +13,19 @@ DEFAULTS: dict[str, Any] = {
     "PING_TIMEOUT": 30.0,
     "MAX_PAYLOAD": 1_000_000,
     "MAX_ATTACHMENTS": 10,
+    "MAX_IN_FLIGHT": 32,
+    "MAX_BUFFERED": 1_000_000,
     "CHANNEL_LAYER": "default",
     "EMBEDDED_WORKER": None,
     "HANDLER_MODULES": [],
     "CORS_ALLOWED_ORIGINS": [],
+    "MAX_NAMESPACES": 100,
+    "MAX_NAME_LENGTH": 1000,
+    "BINARY_TIMEOUT": 60.0,
+    "SID_MAX_AGE": 86400.0,
+    "PRIVATE_HEADERS": ["authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token", "x-csrftoken"],
+    "PRIVATE_QUERY_PARAMETERS": ["token", "access_token", "api_key", "apikey", "key", "password", "secret"],
+    "KEEP_AUTH": True,
 }
 
 
@@ -57,6 +66,16 @@ class Settings:
         return int(self._get("MAX_ATTACHMENTS"))
 
     @property
+    def MAX_IN_FLIGHT(self) -> int:
+        """Most frames of one connection its worker has been handed and not yet handled."""
+        return int(self._get("MAX_IN_FLIGHT"))
+
+    @property
+    def MAX_BUFFERED(self) -> int:
+        """Bytes of frames a connection may have waiting beyond MAX_IN_FLIGHT before it is closed."""
+        return int(self._get("MAX_BUFFERED"))
+
+    @property
     def CHANNEL_LAYER(self) -> str:
         """Alias in ``CHANNEL_LAYERS`` that carries sioless' messages."""
         return str(self._get("CHANNEL_LAYER"))
@@ -77,8 +96,45 @@ class Settings:
 
     @property
     def CORS_ALLOWED_ORIGINS(self) -> list[str]:
-        """Origins (``"https://example.com"``, or ``"*"``) whose pages may poll from another origin."""
+        """Origins (``"https://example.com"``) whose pages may connect from another origin with the
+        user's cookies; ``"*"``: every other origin, without them."""
         return list(self._get("CORS_ALLOWED_ORIGINS"))
+
+    @property
+    def MAX_NAMESPACES(self) -> int:
+        """Most namespaces one connection may be connected to at once."""
+        return int(self._get("MAX_NAMESPACES"))
+
+    @property
+    def MAX_NAME_LENGTH(self) -> int:
+        """Longest namespace, event or room name, in characters."""
+        return int(self._get("MAX_NAME_LENGTH"))
+
+    @property
+    def BINARY_TIMEOUT(self) -> float:
+        """Seconds a client has to send every attachment of a binary packet it started."""
+        return float(self._get("BINARY_TIMEOUT"))
+
+    @property
+    def SID_MAX_AGE(self) -> float:
+        """Seconds a polling session's sid is accepted after it was issued."""
+        return float(self._get("SID_MAX_AGE"))
+
+    @property
+    def PRIVATE_HEADERS(self) -> frozenset[str]:
+        """Request headers (lower case) never written to the database; ``cookie`` is never kept at all."""
+        return frozenset(name.lower() for name in self._get("PRIVATE_HEADERS"))
+
+    @property
+    def PRIVATE_QUERY_PARAMETERS(self) -> frozenset[str]:
+        """Query parameters never written to the database."""
+        return frozenset(self._get("PRIVATE_QUERY_PARAMETERS"))
+
+    @property
+    def KEEP_AUTH(self) -> bool:
+        """Keep each socket's CONNECT ``auth`` in the database, encrypted with SECRET_KEY, so that a
+        revived worker still has it; False: not kept (``socket.auth`` is ``{}`` after a revival)."""
+        return bool(self._get("KEEP_AUTH"))
 
 
 conf = Settings()

@@ -6,6 +6,7 @@ Socket.IO frames to its shard's worker without decoding them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -15,10 +16,12 @@ from urllib.parse import parse_qs
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import ChannelFull, StopConsumer
 
-from . import embedded, messages
+from . import embedded, messages, shutdown
 from .conf import conf
 from .exceptions import ProtocolError
+from .flow import Outbox
 from .names import HEARTBEAT_GROUP, process_of, shard_of, worker_channel
+from .origins import Trust, header, origin_trust
 from .protocol import engineio
 from .protocol.engineio import HandshakeError, PacketType
 from .reasons import DisconnectReason
@@ -28,11 +31,12 @@ from .socket import Handshake
 #: errors are RFC 6455's codes plus 3000: 1002 -> 4002 and so on.
 NORMAL_CLOSURE = 1000
 PROTOCOL_ERROR = 4002
+POLICY_VIOLATION = 4008
 MESSAGE_TOO_BIG = 4009
 SERVER_ERROR = 4011
-TRY_AGAIN_LATER = 4013
 
-_PRIVATE_HEADERS = frozenset({"cookie"})
+#: Headers handlers never see: the cookie carries Django's session (``socket.user`` is its user).
+_NEVER_KEPT = frozenset({"cookie"})
 
 #: The last heartbeat tick this process reported alive to the ticker: one report a process a tick.
 _reported_tick = 0
@@ -56,14 +60,15 @@ def parsed_query(scope: dict[str, Any]) -> dict[str, list[str]]:
     return parse_qs(scope.get("query_string", b"").decode("latin-1"))
 
 
-def handshake_from_scope(scope: dict[str, Any], query: dict[str, list[str]]) -> Handshake:
-    """The handshake facts of an ASGI scope whose query is parsed, as handlers see them."""
+def handshake_from_scope(scope: dict[str, Any], query: dict[str, list[str]], *, with_user: bool) -> Handshake:
+    """The handshake facts of an ASGI scope whose query is parsed, as handlers see them; the
+    Django user of its session only ``with_user`` (the page's origin is trusted with it)."""
     query_string = scope.get("query_string", b"").decode("latin-1")
-    user = scope.get("user")
+    user = scope.get("user") if with_user else None
     client = scope.get("client") or ("", 0)
     return Handshake(
         query={key: values[-1] for key, values in query.items()},
-        headers={name: value for name, value in _decoded_headers(scope) if name not in _PRIVATE_HEADERS},
+        headers={name: value for name, value in _decoded_headers(scope) if name not in _NEVER_KEPT},
         address=str(client[0]),
         url=f"{scope.get('path', '')}?{query_string}",
         issued=time.time(),
@@ -75,15 +80,33 @@ def _decoded_headers(scope: dict[str, Any]) -> list[tuple[str, str]]:
     return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in scope.get("headers", [])]
 
 
+#: What ASGI servers raise on a send to a connection the client has closed: OSError subclasses
+#: (the ASGI spec; uvicorn), and autobahn's Disconnected (daphne).
+_GONE: tuple[type[BaseException], ...] = (OSError,)
+try:
+    from autobahn.exception import Disconnected
+except ImportError:  # pragma: no cover - not under daphne
+    pass
+else:
+    _GONE = (OSError, Disconnected)
+
+
 class LeanConsumer(AsyncConsumer):
     """A consumer that routes messages without Channels' per-message database thread hop (its
-    handlers touch no database connection)."""
+    handlers touch no database connection), and whose sends to a client that is gone are dropped."""
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send an ASGI event; to a client that has gone away, it is dropped (its disconnect comes)."""
+        try:
+            await super().send(message)
+        except _GONE:
+            logger.debug("dropped a %s: the client is gone", message["type"])
 
 
 class EngineConsumer(LeanConsumer):
@@ -96,23 +119,42 @@ class EngineConsumer(LeanConsumer):
 
     def __init__(self) -> None:
         self.eio_sid = ""
-        self.worker = ""
+        self.outbox: Outbox | None = None
         self.groups: set[str] = set()
         self.groups_added_at = 0.0
         self.ping_sent_at: float | None = None
         self.closing = True
+        self.ended_by: DisconnectReason | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Serve the connection; however it ends (a crash, the server's shutdown), the worker is told."""
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:  # the server is stopping: deliver the close before it does
+            await self.end(DisconnectReason.SERVER_SHUTTING_DOWN)
+            if self.outbox is not None:
+                await self.outbox.drain(shutdown.SHUTDOWN_GRACE)
+            raise
+        except Exception:
+            await self.end(DisconnectReason.TRANSPORT_ERROR)
+            raise
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         """Validate the query, open the session and announce it to the worker."""
         query = parsed_query(self.scope)
-        if query_error(query, self.transport) is not None:
+        trust = origin_trust(self.scope)
+        if query_error(query, self.transport) is not None or trust is Trust.REFUSED:
+            if trust is Trust.REFUSED:
+                logger.warning("refused a connection from the page of origin %s", header(self.scope, b"origin"))
             await self.send({"type": "websocket.close"})
             return
         if conf.EMBEDDED_WORKER:
             embedded.ensure_worker()
         self.eio_sid = self.new_sid()
-        self.worker = worker_channel(shard_of(self.eio_sid, conf.SHARDS))
+        worker = worker_channel(shard_of(self.eio_sid, conf.SHARDS))
+        self.outbox = Outbox(self.channel_layer, worker, {"eio": self.eio_sid, "reply": self.channel_name})
         self.closing = False
+        shutdown.serving(self)
         await self.send({"type": "websocket.accept"})
         await self.send_frame(
             engineio.open_packet(
@@ -125,7 +167,8 @@ class EngineConsumer(LeanConsumer):
         )
         await self.channel_layer.group_add(HEARTBEAT_GROUP, self.channel_name)
         self.groups_added_at = time.monotonic()
-        await self.to_worker({"type": messages.OPEN, "handshake": handshake_from_scope(self.scope, query).to_message()})
+        handshake = handshake_from_scope(self.scope, query, with_user=trust is Trust.CREDENTIALS).to_message()
+        await self.outbox.control({"type": messages.OPEN, "handshake": handshake})
 
     def new_sid(self) -> str:
         """The Engine.IO sid of a new session."""
@@ -134,9 +177,10 @@ class EngineConsumer(LeanConsumer):
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Take one frame from the client."""
         frame = message["text"] if message.get("text") is not None else message.get("bytes") or b""
-        if self.closing:
+        if self.closing or self.outbox is None:
             return
-        if payload_size(frame) > conf.MAX_PAYLOAD:
+        size = payload_size(frame)
+        if size > conf.MAX_PAYLOAD:
             await self.close(DisconnectReason.TRANSPORT_ERROR, MESSAGE_TOO_BIG)
             return
         try:
@@ -145,7 +189,9 @@ class EngineConsumer(LeanConsumer):
             await self.close(DisconnectReason.PARSE_ERROR, PROTOCOL_ERROR)
             return
         if packet.type is PacketType.MESSAGE:
-            await self.to_worker({"type": messages.FRAME, "frame": packet.data})
+            if not await self.outbox.frame(packet.data, size):
+                logger.warning("session %s closed: over MAX_BUFFERED while its worker is behind", self.eio_sid)
+                await self.close(DisconnectReason.TRANSPORT_ERROR, POLICY_VIOLATION)
         elif packet.type is PacketType.PONG:
             self.ping_sent_at = None
         elif packet.type is PacketType.CLOSE:
@@ -159,9 +205,20 @@ class EngineConsumer(LeanConsumer):
         raise StopConsumer
 
     async def sioless_frames(self, message: dict[str, Any]) -> None:
-        """Frames the worker sends this client."""
+        """Frames the worker sends this client (with how far it has handled the client's)."""
+        if self.outbox is not None:
+            await self.outbox.credit(message.get("handled"))
         for frame in message["frames"]:
             await self.send_message(frame)
+
+    async def sioless_credit(self, message: dict[str, Any]) -> None:
+        """The worker handled the client's frames up to ``handled``, or (revived) asks how many were sent."""
+        if self.outbox is None or self.closing:
+            return
+        if message.get("resync"):
+            await self.outbox.resync()
+        else:
+            await self.outbox.credit(message["handled"])
 
     async def sioless_broadcast(self, message: dict[str, Any]) -> None:
         """Frames sent to a group: delivered once, unless a skipped room holds this client."""
@@ -178,8 +235,8 @@ class EngineConsumer(LeanConsumer):
 
     async def sioless_command(self, message: dict[str, Any]) -> None:
         """A command for one of this client's sockets: the worker carries it out in order."""
-        if message["group"] in self.groups:
-            await self.to_worker(dict(message))
+        if message["group"] in self.groups and self.outbox is not None and not self.closing:
+            await self.outbox.control(dict(message))
 
     async def sioless_close(self, message: dict[str, Any]) -> None:
         """The worker ended the session: for a protocol error, or because it does not know it."""
@@ -224,24 +281,18 @@ class EngineConsumer(LeanConsumer):
             for group in (HEARTBEAT_GROUP, *self.groups):
                 await self.channel_layer.group_add(group, self.channel_name)
 
-    async def to_worker(self, message: dict[str, Any]) -> None:
-        """Send a message about this session to its worker; a stalled worker closes the connection."""
-        message["eio"] = self.eio_sid
-        message["reply"] = self.channel_name
-        try:
-            await self.channel_layer.send(self.worker, message)
-        except ChannelFull:
-            logger.warning("worker channel %s is full: session %s closed", self.worker, self.eio_sid)
-            self.closing = True
-            await self.send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
-
     async def end(self, reason: DisconnectReason) -> None:
-        """Stop serving the session and tell the worker why, once."""
+        """Stop serving the session and tell the worker why, once; the worker always gets to know."""
         if self.closing:
             return
         self.closing = True
-        await self.channel_layer.group_discard(HEARTBEAT_GROUP, self.channel_name)
-        await self.to_worker({"type": messages.CLOSE, "reason": str(reason)})
+        self.ended_by = reason
+        if self.outbox is not None:
+            await self.outbox.finish({"type": messages.CLOSE, "reason": str(reason)})
+        try:
+            await self.channel_layer.group_discard(HEARTBEAT_GROUP, self.channel_name)
+        except Exception:
+            logger.exception("session %s: could not leave the heartbeat group", self.eio_sid)
 
     async def close(self, reason: DisconnectReason, code: int) -> None:
         """Close the connection from the server side."""

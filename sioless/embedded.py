@@ -26,7 +26,7 @@ def ensure_worker() -> None:
     running = _running.get(loop)
     if running is not None and not running.done():
         return
-    worker = Worker(sio, sio.channel_layer, range(conf.SHARDS))
+    worker = Worker(sio, sio.channel_layer, range(conf.SHARDS), embedded=True)
     ticker = Ticker(sio.channel_layer, stands_by=True)
     _running[loop] = asyncio.gather(worker.run(), ticker.run())
     logger.info("sioless started its embedded worker")

@@ -17,6 +17,11 @@ class ProtocolError(SiolessError):
     """
 
 
+class PayloadError(SiolessError, ValueError):
+    """Data that cannot be sent to a client: not JSON (``NaN``, infinity, an object JSON has no
+    form for) or nested deeper than socket.io clients take."""
+
+
 class ConnectionRefused(SiolessError):
     """Raised by a ``connect`` handler to refuse a client.
 

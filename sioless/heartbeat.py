@@ -74,9 +74,11 @@ class Ticker:
         await self.record_reports()
         self.reported_tick = number
         await self.layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING, "tick": number, "reporter": channel})
-        for process, shard in await in_store_thread(store.dead_processes, number, tick_before_last_at):
-            logger.warning("sioless server process %s stopped answering ticks: its sessions are closed", process)
-            await self.layer.send(worker_channel(shard), {"type": messages.REAP, "process": process, "shard": shard})
+        dead = await in_store_thread(store.dead_processes, number, tick_before_last_at)
+        for (process, shard), sids in dead.items():
+            logger.warning("sioless server process %s stopped answering ticks: %d sessions closed", process, len(sids))
+            reap = {"type": messages.REAP, "process": process, "shard": shard, "sessions": sids}
+            await self.layer.send(worker_channel(shard), reap)
 
     async def collect_reports(self, channel: str, seconds: float) -> None:
         """Take the processes' reports for ``seconds``."""

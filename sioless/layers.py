@@ -128,7 +128,7 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
     """Channels' in-memory layer (development: one process), minus two costs that grow with the
     connections: it sweeps expired messages and memberships at most once a second instead of at
     every message, and a group send puts the message in each member's queue in turn instead of
-    starting a task per member."""
+    starting a task per member. Its channels name their process uniquely, for the heartbeat."""
 
     #: Seconds between two sweeps of expired messages and group memberships.
     SWEEP_EVERY = 1.0
@@ -136,6 +136,11 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.swept_at = 0.0
+        self.process = f"p{uuid.uuid4().hex[:12]}"
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        """A channel of this process, named after it: a restarted server is never taken for the one before."""
+        return f"{prefix}{self.process}.inmemory!{uuid.uuid4().hex[:12]}"
 
     def _clean_expired(self) -> None:
         now = time.monotonic()

@@ -6,15 +6,21 @@ Consumer to its shard's worker channel (each carries ``eio`` and ``reply``)::
     sioless.frame     one Socket.IO frame from the client; ``frame`` (str or bytes)
     sioless.close     the connection ended; ``reason``
     sioless.command   a forwarded command (below), now in the session's order
+    sioless.sync      the frames sent so far, ahead of any frame sent later (answers ``resync``); ``sent``
+
+Each ``sioless.frame`` carries ``seq``: the client frames the consumer has sent so far, itself
+included. The worker reports back how far it has handled them (:mod:`sioless.flow`).
 
 The heartbeat's ticker to a shard's worker channel::
 
-    sioless.reap      close the sessions a server process that stopped answering ticks has
-                      in the shard; ``process``, ``shard``
+    sioless.reap      close sessions of a server process that stopped answering ticks;
+                      ``process``, ``shard``, ``sessions`` (their sids)
 
 Worker to one consumer (its reply channel)::
 
-    sioless.frames    Socket.IO frames for the client; ``frames``
+    sioless.frames    Socket.IO frames for the client; ``frames``, ``handled`` (as below)
+    sioless.credit    the client frames handled so far, ``handled``; or ``resync``: a revived
+                      worker asks how many were sent
     sioless.groups    groups the worker added the consumer to or removed it from; ``add``, ``discard``
     sioless.close     the worker ended the session; ``reason``
 
@@ -47,6 +53,8 @@ OPEN = "sioless.open"
 FRAME = "sioless.frame"
 CLOSE = "sioless.close"
 COMMAND = "sioless.command"
+SYNC = "sioless.sync"
+CREDIT = "sioless.credit"
 FRAMES = "sioless.frames"
 GROUPS = "sioless.groups"
 BROADCAST = "sioless.broadcast"

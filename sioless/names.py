@@ -8,9 +8,13 @@ used raw.
 from __future__ import annotations
 
 import hashlib
+import re
 import zlib
+from typing import Any
 
 HEARTBEAT_GROUP = "sioless.heartbeat"
+#: What a socket's sid looks like (``secrets.token_urlsafe(15)``): a room name that could be one.
+SID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 def shard_of(eio_sid: str, shards: int) -> int:
@@ -37,6 +41,17 @@ def _digest(*parts: str) -> str:
 def namespace_group(namespace: str) -> str:
     """The group of every socket connected to ``namespace``."""
     return f"sioless.ns.{_digest(namespace)}"
+
+
+def room_name(room: Any) -> str:
+    """``room``, checked: a string of at most ``MAX_NAME_LENGTH`` characters (any characters)."""
+    from .conf import conf
+
+    if not isinstance(room, str):
+        raise TypeError(f"room names are strings, not {type(room).__name__}")
+    if len(room) > conf.MAX_NAME_LENGTH:
+        raise ValueError(f"room name of {len(room)} characters: SIOLESS['MAX_NAME_LENGTH'] is {conf.MAX_NAME_LENGTH}")
+    return room
 
 
 def room_group(namespace: str, room: str) -> str:

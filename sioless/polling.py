@@ -29,6 +29,7 @@ from .consumers import (
     query_error,
 )
 from .exceptions import ProtocolError
+from .origins import Trust, header, origin_trust
 from .protocol import engineio
 from .protocol.engineio import Frame, HandshakeError, PacketType
 from .reasons import DisconnectReason
@@ -74,7 +75,7 @@ class PolledSession(EngineConsumer):
         super().__init__()
         self.opened = opened
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.outbox: list[Frame] = []
+        self.held: list[Frame] = []
         self.waiting_get: str | None = None
         self.relay: str | None = None
         self.ended = False
@@ -117,14 +118,14 @@ class PolledSession(EngineConsumer):
         if self.relay is not None:
             await self.tell(self.relay, {"type": messages.RELAY_FRAMES, "frames": frames})
             return
-        self.outbox.extend(frames)
+        self.held.extend(frames)
         await self.answer_get()
 
     async def answer_get(self) -> None:
-        """Give the waiting GET what the outbox holds, if both are there."""
-        if self.waiting_get is None or not self.outbox:
+        """Give the waiting GET the frames held, if both are there."""
+        if self.waiting_get is None or not self.held:
             return
-        frames, self.outbox = self.outbox, []
+        frames, self.held = self.held, []
         await self.reply(self.waiting_get, frames=frames)
         self.waiting_get = None
         if self.ended:
@@ -164,7 +165,10 @@ class PolledSession(EngineConsumer):
         for frame in message.get("frames", []):
             await self.websocket_receive({"text": frame} if isinstance(frame, str) else {"bytes": frame})
         if message.get("reply"):
-            await self.reply(message["reply"], ok=True)
+            if self.ended_by is DisconnectReason.TRANSPORT_ERROR:  # past its bound: closed
+                await self.reply(message["reply"], error=HandshakeError.BAD_REQUEST)
+            else:
+                await self.reply(message["reply"], ok=True)
 
     async def sioless_probe(self, message: dict[str, Any]) -> None:
         """The client probes a WebSocket: release its waiting GET so that it can pause polling."""
@@ -179,7 +183,7 @@ class PolledSession(EngineConsumer):
             await self.reply(self.waiting_get, frames=[NOOP_FRAME])
             self.waiting_get = None
         self.relay = message["relay"]
-        frames, self.outbox = self.outbox, []
+        frames, self.held = self.held, []
         if frames:
             await self.deliver(frames)
 
@@ -216,7 +220,10 @@ class PollingConsumer(LeanConsumer):
     async def answer(self, body: bytes) -> None:
         method = self.scope["method"]
         query = parsed_query(self.scope)
-        if method == "OPTIONS":
+        if origin_trust(self.scope) is Trust.REFUSED:
+            logger.warning("refused a polling request from the page of origin %s", header(self.scope, b"origin"))
+            await self.refuse(HandshakeError.FORBIDDEN)
+        elif method == "OPTIONS":
             await self.respond(204, b"", cors_preflight=True)
             return
         sid = query.pop("sid", [""])[-1]
@@ -308,17 +315,16 @@ class PollingConsumer(LeanConsumer):
 
 
 def cors_headers(scope: dict[str, Any], *, preflight: bool) -> list[tuple[bytes, bytes]]:
-    """The CORS headers for a request from an allowed origin (none for others)."""
+    """The CORS headers for a request from an allowed origin (none for others); with credentials
+    only for the origins trusted with them."""
     request = dict(scope.get("headers", []))
     origin = request.get(b"origin")
-    allowed = conf.CORS_ALLOWED_ORIGINS
-    if origin is None or ("*" not in allowed and origin.decode("latin-1") not in allowed):
+    trust = origin_trust(scope)
+    if origin is None or trust is Trust.REFUSED:
         return []
-    headers = [
-        (b"access-control-allow-origin", origin),
-        (b"access-control-allow-credentials", b"true"),
-        (b"vary", b"Origin"),
-    ]
+    headers = [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+    if trust is Trust.CREDENTIALS:
+        headers.append((b"access-control-allow-credentials", b"true"))
     if preflight:
         headers += [
             (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
@@ -341,6 +347,9 @@ class UpgradeConsumer(LeanConsumer):
         query = parsed_query(self.scope)
         self.sid = query.pop("sid", [""])[-1]
         self.session = session_channel(self.sid) if query_error(query, "websocket") is None else None
+        if origin_trust(self.scope) is Trust.REFUSED:
+            logger.warning("refused an upgrade from the page of origin %s", header(self.scope, b"origin"))
+            self.session = None
         if self.session is None:
             await self.send({"type": "websocket.close"})
             return

@@ -10,3 +10,4 @@ class DisconnectReason(StrEnum):
     TRANSPORT_ERROR = "transport error"
     PING_TIMEOUT = "ping timeout"
     PARSE_ERROR = "parse error"
+    SERVER_SHUTTING_DOWN = "server shutting down"

@@ -10,7 +10,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 
 from . import messages
 from .conf import conf
-from .names import namespace_group, room_group
+from .names import namespace_group, room_group, room_name
 from .namespaces import Registry
 from .protocol import socketio
 from .twins import sync_twin
@@ -40,7 +40,7 @@ def room_names(rooms: Rooms) -> list[str]:
 
 def target_groups(namespace: str, to: Rooms) -> list[str]:
     """The groups of the rooms in ``to``; the namespace's group when ``to`` is empty."""
-    return [room_group(namespace, _room(room)) for room in room_names(to)] or [namespace_group(namespace)]
+    return [room_group(namespace, room_name(room)) for room in room_names(to)] or [namespace_group(namespace)]
 
 
 class Server(Registry):
@@ -62,9 +62,10 @@ class Server(Registry):
         """Send ``event`` to the sockets in ``to`` (rooms or sids; default: the whole namespace).
 
         Sockets in a ``skip`` room, or skip sockets, do not receive it; a socket
-        in several ``to`` rooms receives it once.
+        in several ``to`` rooms receives it once. Raises PayloadError when ``args``
+        are not JSON (NaN, infinity, ...).
         """
-        frames = socketio.encode(socketio.Packet(socketio.PacketType.EVENT, namespace, [event, *args]))
+        frames = socketio.encode_event(namespace, event, list(args))
         targets = target_groups(namespace, to)
         skipped = [room_group(namespace, room) for room in room_names(skip)]
         message = {"type": messages.BROADCAST, "frames": frames, "targets": targets, "skip": skipped}
@@ -90,11 +91,11 @@ class Server(Registry):
 
     async def asockets_join(self, room: str, to: Rooms = None, namespace: str = "/") -> None:
         """Make the sockets in ``to`` (default: the whole namespace) join ``room``."""
-        await self._command("join", namespace, to, room=_room(room))
+        await self._command("join", namespace, to, room=room_name(room))
 
     async def asockets_leave(self, room: str, to: Rooms = None, namespace: str = "/") -> None:
         """Make the sockets in ``to`` (default: the whole namespace) leave ``room``."""
-        await self._command("leave", namespace, to, room=_room(room))
+        await self._command("leave", namespace, to, room=room_name(room))
 
     async def adisconnect_sockets(self, to: Rooms = None, namespace: str = "/") -> None:
         """Disconnect the sockets in ``to`` (default: the whole namespace)."""
@@ -123,12 +124,6 @@ class Server(Registry):
     sockets_leave = sync_twin(asockets_leave)
     disconnect_sockets = sync_twin(adisconnect_sockets)
     fetch_sockets = sync_twin(afetch_sockets)
-
-
-def _room(room: Any) -> str:
-    if not isinstance(room, str):
-        raise TypeError(f"room names are strings, not {type(room).__name__}")
-    return room
 
 
 #: The project's server: register handlers on it and emit through it.

@@ -1,8 +1,10 @@
 """Session ids of long-polling sessions.
 
 A polling session's requests may land on any server process, so its sid says which channel
-holds the session: a random token, the channel (base64), and a signature, so that a client can
-neither make up a channel nor route a request to one it was not given.
+holds the session: a random token, the channel (base64), when it was issued, and a signature, so
+that a client can neither make up a channel nor route a request to one it was not given. A sid is
+a bearer token: it is good for requests only while its session lives (nobody answers on a closed
+session's channel) and for ``SID_MAX_AGE`` seconds at most.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import base64
 import binascii
 import hmac
 import secrets
+import time
 
 from django.utils.crypto import salted_hmac
+
+from .conf import conf
 
 SALT = "sioless.sids"
 
@@ -21,21 +26,27 @@ def polling_sid(channel: str) -> str:
     """A new sid for the polling session held by ``channel``."""
     token = secrets.token_urlsafe(9)
     route = base64.urlsafe_b64encode(channel.encode()).decode("ascii").rstrip("=")
-    return f"{token}.{route}.{_signature(token, route)}"
+    issued = format(int(time.time()), "x")
+    return f"{token}.{route}.{issued}.{_signature(token, route, issued)}"
 
 
 def session_channel(sid: str) -> str | None:
-    """The channel holding polling session ``sid``; None unless this project issued ``sid``."""
-    token, _, rest = sid.partition(".")
-    route, _, signature = rest.partition(".")
-    if not (token and route and signature) or not hmac.compare_digest(signature, _signature(token, route)):
+    """The channel holding polling session ``sid``; None unless this project issued ``sid`` less
+    than ``SID_MAX_AGE`` seconds ago."""
+    parts = sid.split(".")
+    if len(parts) != 4 or not sid.isascii():
+        return None
+    token, route, issued, signature = parts
+    if not hmac.compare_digest(signature.encode(), _signature(token, route, issued).encode()):
         return None
     try:
+        if time.time() - int(issued, 16) > conf.SID_MAX_AGE:
+            return None
         return base64.urlsafe_b64decode(route + "=" * (-len(route) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):
         return None
 
 
-def _signature(token: str, route: str) -> str:
-    digest = salted_hmac(SALT, f"{token}.{route}", algorithm="sha256").digest()
+def _signature(token: str, route: str, issued: str) -> str:
+    digest = salted_hmac(SALT, f"{token}.{route}.{issued}", algorithm="sha256").digest()
     return base64.urlsafe_b64encode(digest[:12]).decode("ascii")

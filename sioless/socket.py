@@ -8,7 +8,9 @@ import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
+from .conf import conf
 from .exceptions import AckTimeout, SocketGone
 from .protocol import socketio
 from .twins import sync_twin
@@ -24,7 +26,11 @@ DEFAULT_CALL_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class Handshake:
-    """What the client's HTTP upgrade request said (``cookie`` is left out)."""
+    """What the client's HTTP upgrade request said (``cookie`` is left out).
+
+    The database keeps it without ``PRIVATE_HEADERS`` and ``PRIVATE_QUERY_PARAMETERS``
+    (:meth:`to_record`): a socket revived from there no longer has them.
+    """
 
     query: dict[str, str]
     headers: dict[str, str]
@@ -41,6 +47,18 @@ class Handshake:
     def from_message(cls, message: dict[str, Any]) -> Handshake:
         """The inverse of :meth:`to_message`."""
         return cls(**message)
+
+    def to_record(self) -> dict[str, Any]:
+        """What the database keeps: no credential headers, no secret query parameters."""
+        private_headers, private_query = conf.PRIVATE_HEADERS, conf.PRIVATE_QUERY_PARAMETERS
+        query = {key: value for key, value in self.query.items() if key not in private_query}
+        path = self.url.partition("?")[0]
+        return {
+            **self.to_message(),
+            "query": query,
+            "headers": {name: value for name, value in self.headers.items() if name not in private_headers},
+            "url": f"{path}?{urlencode(query)}",
+        }
 
 
 class SocketData(dict[str, Any]):
@@ -137,13 +155,13 @@ class Socket:
         self.data.dirty = True
 
     async def aemit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> None:
-        """Send ``event`` to this client; ``callback(*ack_args)`` runs when it acknowledges."""
+        """Send ``event`` to this client; ``callback(*ack_args)`` runs when it acknowledges.
+        Raises PayloadError when ``args`` are not JSON (NaN, infinity, ...)."""
         ack_id = None
         if callback is not None:
             ack_id = next(self._ack_ids)
             self._pending_acks[ack_id] = callback
-        packet = socketio.Packet(socketio.PacketType.EVENT, self.namespace, [event, *args], ack_id)
-        await self._worker.send_frames(self._session, socketio.encode(packet))
+        await self._worker.send_frames(self._session, socketio.encode_event(self.namespace, event, list(args), ack_id))
 
     async def acall(self, event: str, *args: Any, timeout: float = DEFAULT_CALL_TIMEOUT) -> Any:
         """Send ``event`` and wait for the client's acknowledgement.
@@ -155,8 +173,7 @@ class Socket:
         answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         ack_id = next(self._ack_ids)
         self._pending_acks[ack_id] = answer
-        packet = socketio.Packet(socketio.PacketType.EVENT, self.namespace, [event, *args], ack_id)
-        await self._worker.send_frames(self._session, socketio.encode(packet))
+        await self._worker.send_frames(self._session, socketio.encode_event(self.namespace, event, list(args), ack_id))
         try:
             ack_args = await asyncio.wait_for(answer, timeout)
         except TimeoutError:

@@ -15,7 +15,8 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from .models import EngineSession, Heartbeat, NamespaceSocket, RoomMembership, ServerProcess, ShardLease
-from .names import namespace_group, process_of, room_group
+from .names import SID_SHAPE, namespace_group, process_of, room_group
+from .sealing import seal, unseal
 
 T = TypeVar("T")
 
@@ -82,20 +83,21 @@ def delete_session(sid: str) -> None:
     EngineSession.objects.filter(sid=sid).delete()
 
 
-def delete_process_sessions(process: str, shard: int) -> None:
-    """Forget the sessions a dead server process left in ``shard``."""
-    EngineSession.objects.filter(process=process, shard=shard).delete()
+def delete_sessions(sids: list[str]) -> None:
+    """Forget engine sessions whose server process is gone."""
+    EngineSession.objects.filter(sid__in=sids).delete()
 
 
 def save_socket(eio_sid: str, sid: str, namespace: str, auth: Any, data: dict[str, Any], rooms: set[str]) -> None:
-    """Record a socket whose connect handler accepted it, with the rooms it joined there."""
+    """Record a socket whose connect handler accepted it, with the rooms it joined there (its
+    ``auth`` sealed, or not kept: :mod:`sioless.sealing`)."""
     with transaction.atomic():
         NamespaceSocket.objects.create(
             sid=sid,
             session_id=eio_sid,
             namespace=namespace,
             namespace_group=namespace_group(namespace),
-            auth=auth,
+            auth=seal(auth),
             data=data,
         )
         RoomMembership.objects.bulk_create(_membership(sid, namespace, room) for room in rooms if room != sid)
@@ -144,7 +146,8 @@ def fetch_sockets(namespace: str, rooms: list[str]) -> list[StoredSocket]:
     sockets = NamespaceSocket.objects.filter(namespace_group=namespace_group(namespace))
     if rooms:
         groups = [room_group(namespace, room) for room in rooms]
-        sockets = sockets.filter(Q(sid__in=rooms) | Q(memberships__group__in=groups)).distinct()
+        sids = [room for room in rooms if SID_SHAPE.fullmatch(room)]  # any other name is no sid: kept from SQL
+        sockets = sockets.filter(Q(sid__in=sids) | Q(memberships__group__in=groups)).distinct()
     return [
         _stored_socket(socket, socket.session)
         for socket in sockets.select_related("session").prefetch_related("memberships").order_by("connected")
@@ -156,18 +159,21 @@ def _stored_socket(socket: NamespaceSocket, session: EngineSession) -> StoredSoc
         sid=socket.sid,
         eio_sid=session.sid,
         namespace=socket.namespace,
-        auth=socket.auth,
+        auth=unseal(socket.auth),
         data=socket.data,
         rooms=frozenset({socket.sid, *(membership.room for membership in socket.memberships.all())}),
         handshake=session.handshake,
     )
 
 
-def acquire_lease(shard: int, holder: str, ttl: float) -> bool:
-    """Take or renew the lease of ``shard`` for ``ttl`` seconds; False while another holds it."""
+def acquire_lease(shard: int, holder: str, ttl: float, force: bool = False) -> bool:
+    """Take or renew the lease of ``shard`` for ``ttl`` seconds; False while another holds it
+    (unless ``force``: development's one process knows any other holder is gone)."""
     expires = Now() + timedelta(seconds=ttl)
     leases = ShardLease.objects.filter(shard=shard)
-    if leases.filter(Q(holder=holder) | Q(expires__lt=Now())).update(holder=holder, expires=expires):
+    if not force:
+        leases = leases.filter(Q(holder=holder) | Q(expires__lt=Now()))
+    if leases.update(holder=holder, expires=expires):
         return True
     try:
         with transaction.atomic():
@@ -234,14 +240,17 @@ def record_alive(processes: set[str], tick: int) -> None:
     )
 
 
-def dead_processes(tick: int, tick_before_last_at: datetime | None) -> list[tuple[str, int]]:
-    """(process, shard) of the sessions whose server process answered neither of the two ticks
-    before ``tick``, sent at ``tick_before_last_at`` and after. Counted in ticks, not seconds, so
-    a pause of the heartbeat condemns no one; sessions opened since are left alone (their process
-    may not have had those ticks)."""
+def dead_processes(tick: int, tick_before_last_at: datetime | None) -> dict[tuple[str, int], list[str]]:
+    """The sids of the sessions whose server process answered neither of the two ticks before
+    ``tick``, sent at ``tick_before_last_at`` and after, by (process, shard). Counted in ticks, not
+    seconds, so a pause of the heartbeat condemns no one; sessions opened since are left alone
+    (their process may not have had those ticks)."""
     ServerProcess.objects.filter(last_tick__lt=tick - 2).delete()
     if tick_before_last_at is None:
-        return []
+        return {}
     alive = ServerProcess.objects.values("name")
     sessions = EngineSession.objects.filter(opened__lt=tick_before_last_at).exclude(process__in=alive)
-    return list(sessions.values_list("process", "shard").distinct())
+    found: dict[tuple[str, int], list[str]] = {}
+    for sid, process, shard in sessions.values_list("sid", "process", "shard"):
+        found.setdefault((process, shard), []).append(sid)
+    return found

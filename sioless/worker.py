@@ -5,7 +5,9 @@ worker for the same shards waits as a standby. Serving starts by reviving the
 shard's sessions, sockets and rooms from the database, then reads the shard's
 channel one message at a time: a connection's packets are taken in the order
 they were sent. Handlers run as tasks started in that order (sync handlers one
-after another in Django's thread, safe for the ORM).
+after another in Django's thread, safe for the ORM). A connection has at most
+``MAX_IN_FLIGHT`` frames here or on their way (:mod:`sioless.flow`), so one that
+floods delays the others' handlers by at most that many of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import asyncio
 import inspect
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +27,8 @@ from channels.layers import BaseChannelLayer
 
 from . import messages, store
 from .conf import conf
-from .exceptions import ConnectionRefused, ProtocolError
-from .names import HEARTBEAT_GROUP, namespace_group, process_of, room_group, shard_of, worker_channel
+from .exceptions import ConnectionRefused, PayloadError, ProtocolError
+from .names import HEARTBEAT_GROUP, namespace_group, process_of, room_group, room_name, shard_of, worker_channel
 from .namespaces import CATCH_ALL, LIFECYCLE_EVENTS, Namespace
 from .protocol import socketio
 from .protocol.socketio import Packet, PacketType
@@ -46,6 +49,8 @@ STOP_GRACE = 30.0
 #: Seconds a stopping worker lets a receive under way bring its message, before it cancels the
 #: receive (channels-redis can lose a message whose receive is cancelled mid-way).
 RECEIVE_GRACE = 1.0
+#: Seconds between two looks for binary packets left unfinished.
+PARTIALS_SWEEP = 5.0
 
 
 @dataclass
@@ -59,15 +64,32 @@ class EngineSession:
     user: Any
     sockets: dict[str, Socket] = field(default_factory=dict)
     partial: socketio.PartialPacket | None = None
+    #: When the binary packet under way began (time.monotonic()).
+    partial_since: float = 0.0
+    #: The client frames taken (the ``seq`` of the last), those of them not handled yet, and how
+    #: far the consumer was told they are handled.
+    taken: int = 0
+    pending: int = 0
+    credited: int = 0
+
+    @property
+    def handled(self) -> int:
+        """How far the client's frames are handled: what the consumer's window counts from."""
+        return self.taken - self.pending
 
 
 class Worker:
     """Serves the sessions of ``shards``."""
 
-    def __init__(self, server: Server, layer: BaseChannelLayer, shards: Iterable[int]) -> None:
+    def __init__(
+        self, server: Server, layer: BaseChannelLayer, shards: Iterable[int], *, embedded: bool = False
+    ) -> None:
         self.server = server
         self.layer = layer
         self.shards = list(shards)
+        #: Inside the one server process of development: the shards are its own, and a session of
+        #: any other process is a ghost of a process that stopped.
+        self.embedded = embedded
         self.name = f"worker-{secrets.token_hex(6)}"
         self.sessions: dict[str, EngineSession] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -111,7 +133,7 @@ class Worker:
             try:
                 await self._restore(shard)
                 logger.info("sioless worker %s serving shard %s", self.name, shard)
-                await _first_to_end(self._consume(shard), self._keep_lease(shard))
+                await _first_to_end(self._consume(shard), self._keep_lease(shard), self._expire_partials(shard))
             finally:
                 await self._give_up(shard)
             if not self._stopping.is_set():
@@ -119,7 +141,7 @@ class Worker:
 
     async def _take_lease(self, shard: int) -> bool:
         """Take or renew the shard's lease; False while another worker holds it."""
-        return await in_store_thread(store.acquire_lease, shard, self.name, LEASE_TTL)
+        return await in_store_thread(store.acquire_lease, shard, self.name, LEASE_TTL, self.embedded)
 
     async def _keep_lease(self, shard: int) -> None:
         """Renew the lease until a renewal fails (or the database cannot be reached)."""
@@ -147,6 +169,16 @@ class Worker:
             except Exception:
                 logger.exception("sioless worker failed on a %s message", message.get("type"))
 
+    async def _expire_partials(self, shard: int) -> None:
+        """Close the connections whose binary packet is not complete ``BINARY_TIMEOUT`` after it began."""
+        while True:
+            await asyncio.sleep(min(PARTIALS_SWEEP, conf.BINARY_TIMEOUT))
+            cutoff = time.monotonic() - conf.BINARY_TIMEOUT
+            for session in list(self.sessions.values()):
+                if session.shard == shard and session.partial is not None and session.partial_since < cutoff:
+                    logger.info("closing session %s: its binary packet was not completed in time", session.eio_sid)
+                    await self.close_session(session, DisconnectReason.PARSE_ERROR, tell_client=True)
+
     async def _restore(self, shard: int) -> None:
         """Revive a shard's sessions, sockets and rooms, sending nothing to clients."""
         stored = await in_store_thread(store.load_shard, shard)
@@ -154,6 +186,7 @@ class Worker:
         for row in stored:
             handshake = Handshake.from_message(row.handshake)
             session = EngineSession(row.sid, shard, row.reply_channel, handshake, _user(users, handshake.user_id))
+            session.credited = -1  # unknown: the consumer is asked how many frames it sent
             for kept in row.sockets:
                 handlers = self.server.namespace_for(kept.namespace)
                 if handlers is None:
@@ -167,6 +200,18 @@ class Worker:
                 session.sockets[socket.namespace] = socket
             self.sessions[session.eio_sid] = session
         logger.info("sioless worker %s revived %d sessions of shard %s", self.name, len(stored), shard)
+        if self.embedded:
+            await self._reap_other_processes(shard)
+        for session in list(self.sessions.values()):
+            if session.shard == shard:
+                await self._send(session.reply, {"type": messages.CREDIT, "resync": True})
+
+    async def _reap_other_processes(self, shard: int) -> None:
+        """Close the sessions of server processes before this one (development has one process)."""
+        this_process = process_of(await self.layer.new_channel())
+        ghosts = [s.eio_sid for s in self.sessions.values() if s.shard == shard and process_of(s.reply) != this_process]
+        if ghosts:
+            await self._reap(shard, ghosts)
 
     async def _give_up(self, shard: int) -> None:
         """Stop serving a shard: its calls fail, handlers get a moment, the lease goes."""
@@ -189,7 +234,7 @@ class Worker:
             await self._open(message)
             return
         if kind == messages.REAP:
-            await self._reap(message["process"], message["shard"])
+            await self._reap(message["shard"], message["sessions"])
             return
         session = self.sessions.get(message["eio"])
         if session is None:
@@ -198,7 +243,10 @@ class Worker:
                 reason = str(DisconnectReason.TRANSPORT_ERROR)
                 await self._send(message["reply"], {"type": messages.CLOSE, "reason": reason})
         elif kind == messages.FRAME:
-            await self._receive(session, message["frame"])
+            await self._take(session, message)
+        elif kind == messages.SYNC:
+            session.taken = max(session.taken, message["sent"])
+            await self._credit(session)
         elif kind == messages.CLOSE:
             await self.close_session(session, DisconnectReason(message["reason"]), tell_client=False)
         elif kind == messages.COMMAND:
@@ -209,26 +257,52 @@ class Worker:
         users = await _load_users({handshake.user_id})
         shard = shard_of(message["eio"], conf.SHARDS)
         session = EngineSession(message["eio"], shard, message["reply"], handshake, _user(users, handshake.user_id))
-        await _persist(store.save_session, session.eio_sid, shard, session.reply, message["handshake"])
+        await _persist(store.save_session, session.eio_sid, shard, session.reply, handshake.to_record())
         self.sessions[session.eio_sid] = session
 
-    async def _reap(self, process: str, shard: int) -> None:
-        """Close the sessions a dead server process had in ``shard``: their consumers are gone."""
-        reaped = [s for s in self.sessions.values() if s.shard == shard and process_of(s.reply) == process]
+    async def _reap(self, shard: int, sids: list[str]) -> None:
+        """Close sessions of ``shard`` whose server process is gone, with their consumers."""
+        reaped = [session for sid in sids if (session := self.sessions.get(sid)) is not None]
         for session in reaped:
-            await self.close_session(session, DisconnectReason.TRANSPORT_CLOSE, tell_client=True)
+            await self.close_session(session, DisconnectReason.TRANSPORT_CLOSE, tell_client=False)
             await self.layer.group_discard(HEARTBEAT_GROUP, session.reply)
-        await _persist(store.delete_process_sessions, process, shard)
-        logger.info("sioless worker %s reaped %d sessions of server process %s", self.name, len(reaped), process)
+        await _persist(store.delete_sessions, sids)
+        logger.info("sioless worker %s reaped %d sessions of stopped server processes", self.name, len(sids))
 
-    async def _receive(self, session: EngineSession, frame: str | bytes) -> None:
+    async def _take(self, session: EngineSession, message: dict[str, Any]) -> None:
+        """Take one client frame; it counts as handled once its handler (if any) has returned."""
+        session.taken = message.get("seq", session.taken + 1)
+        session.pending += 1
+        job = None
         try:
-            packet = self._decode(session, frame)
+            packet = self._decode(session, message["frame"])
             if packet is not None:
-                await self._on_packet(session, packet)
+                job = await self._on_packet(session, packet)
         except ProtocolError as exc:
             logger.info("closing session %s: %s", session.eio_sid, exc)
             await self.close_session(session, DisconnectReason.PARSE_ERROR, tell_client=True)
+        if job is None:
+            await self._handled(session)
+        else:
+            self._spawn(self._then_handled(job, session))
+
+    async def _then_handled(self, job: Coroutine[Any, Any, None], session: EngineSession) -> None:
+        try:
+            await job
+        finally:
+            await self._handled(session)
+
+    async def _handled(self, session: EngineSession) -> None:
+        """One more frame handled: report it when the consumer's window needs it."""
+        session.pending -= 1
+        if session.handled - session.credited >= conf.MAX_IN_FLIGHT // 2:
+            await self._credit(session)
+
+    async def _credit(self, session: EngineSession) -> None:
+        """Tell the consumer how far its client's frames are handled."""
+        if self.sessions.get(session.eio_sid) is session:
+            session.credited = session.handled
+            await self._send(session.reply, {"type": messages.CREDIT, "handled": session.handled})
 
     def _decode(self, session: EngineSession, frame: str | bytes) -> Packet | None:
         """The packet a frame completes, or None while binary attachments are awaited."""
@@ -240,24 +314,30 @@ class Worker:
             if session.partial is not None:
                 raise ProtocolError("text frame while binary attachments are awaited")
             decoded = socketio.decode(frame, max_attachments=conf.MAX_ATTACHMENTS)
-        session.partial = decoded if isinstance(decoded, socketio.PartialPacket) else None
+        if isinstance(decoded, socketio.PartialPacket):
+            if session.partial is None:
+                session.partial_since = time.monotonic()
+            session.partial = decoded
+        else:
+            session.partial = None
         return decoded if isinstance(decoded, Packet) else None
 
-    async def _on_packet(self, session: EngineSession, packet: Packet) -> None:
+    async def _on_packet(self, session: EngineSession, packet: Packet) -> Coroutine[Any, Any, None] | None:
+        """Act on a packet; the handler to run for it, if any."""
         socket = session.sockets.get(packet.namespace)
         if packet.type is PacketType.CONNECT:
-            await self._connect(session, packet, already=socket)
-            return
+            return await self._connect(session, packet, already=socket)
         if socket is None or not socket.connected:
             raise ProtocolError(f"{packet.type.name} for namespace {packet.namespace!r} before CONNECT")
         if packet.type is PacketType.DISCONNECT:
             await self._remove(socket, DisconnectReason.CLIENT_NAMESPACE_DISCONNECT, tell_client=False)
         elif packet.type in (PacketType.EVENT, PacketType.BINARY_EVENT):
-            self._dispatch_event(socket, packet)
+            return self._event_job(socket, packet)
         elif packet.type in (PacketType.ACK, PacketType.BINARY_ACK):
             socket.acknowledge(packet.id, packet.data)  # type: ignore[arg-type]
         else:
             raise ProtocolError(f"clients do not send {packet.type.name}")
+        return None
 
     async def _command(self, session: EngineSession, message: dict[str, Any]) -> None:
         socket = session.sockets.get(message["namespace"])
@@ -273,16 +353,23 @@ class Worker:
 
     # Socket.IO ------------------------------------------------------------------
 
-    async def _connect(self, session: EngineSession, packet: Packet, *, already: Socket | None) -> None:
-        handlers = self.server.namespace_for(packet.namespace)
-        if handlers is None or already is not None:
-            message = "Invalid namespace" if handlers is None else "Already connected"
-            await self._connect_error(session, packet.namespace, message)
-            return
+    async def _connect(
+        self, session: EngineSession, packet: Packet, *, already: Socket | None
+    ) -> Coroutine[Any, Any, None] | None:
+        too_long = len(packet.namespace) > conf.MAX_NAME_LENGTH
+        handlers = None if too_long else self.server.namespace_for(packet.namespace)
+        refusal = None
+        if already is not None:
+            refusal = "Already connected"
+        elif len(session.sockets) >= conf.MAX_NAMESPACES:
+            refusal = "Too many namespaces"
+        if handlers is None or refusal is not None:
+            await self._connect_error(session, packet.namespace, refusal or "Invalid namespace")
+            return None
         socket = Socket(self, session, secrets.token_urlsafe(15), packet.namespace, packet.data or {}, handlers)
         session.sockets[packet.namespace] = socket
         await self._add_groups(socket, [namespace_group(socket.namespace), room_group(socket.namespace, socket.sid)])
-        self._spawn(self._run_connect(session, socket, handlers))
+        return self._run_connect(session, socket, handlers)
 
     async def _run_connect(self, session: EngineSession, socket: Socket, handlers: Namespace) -> None:
         handler = handlers.handler("connect")
@@ -316,34 +403,42 @@ class Worker:
             body["data"] = data
         await self.send_frames(session, socketio.encode(Packet(PacketType.CONNECT_ERROR, namespace, body)))
 
-    def _dispatch_event(self, socket: Socket, packet: Packet) -> None:
+    def _event_job(self, socket: Socket, packet: Packet) -> Coroutine[Any, Any, None] | None:
+        """The run of the handler of an event, if it has one."""
         event, *args = packet.data
+        if len(event) > conf.MAX_NAME_LENGTH:
+            raise ProtocolError(f"event name of {len(event)} characters")
         if event in LIFECYCLE_EVENTS:
             logger.debug("ignoring event %r sent by %s", event, socket.sid)
-            return
+            return None
         handler = socket.handlers.handler(event)
         if handler is None:
             catch_all = socket.handlers.handler(CATCH_ALL)
             if catch_all is None:
                 logger.debug("no handler for event %r in %s", event, socket.namespace)
-                return
+                return None
             handler, args = catch_all, [event, *args]
-        self._spawn(self._run_event(socket, handler, args, packet.id))
+        return self._run_event(socket, handler, args, packet.id)
 
     async def _run_event(
         self, socket: Socket, handler: Callable[..., Any], args: list[Any], ack_id: int | None
     ) -> None:
+        name = getattr(handler, "__name__", handler)
         try:
             result = await _call(handler, socket, *args)
         except Exception:
-            logger.exception("handler %s failed in %s", getattr(handler, "__name__", handler), socket.namespace)
+            logger.exception("handler %s failed in %s", name, socket.namespace)
             return
         finally:
             await self._save_data(socket)
         if ack_id is not None and socket.connected:
             ack_args = [] if result is None else list(result) if isinstance(result, tuple) else [result]
-            ack = Packet(PacketType.ACK, socket.namespace, ack_args, ack_id)
-            await self.send_frames(socket._session, socketio.encode(ack))
+            try:
+                frames = socketio.encode(Packet(PacketType.ACK, socket.namespace, ack_args, ack_id))
+            except PayloadError:
+                logger.exception("handler %s in %s returned an ack that cannot be sent", name, socket.namespace)
+                return
+            await self.send_frames(socket._session, frames, handled=1)
 
     async def _save_data(self, socket: Socket) -> None:
         """Save ``socket.data`` if a handler changed it; one write at a time, the latest data wins."""
@@ -358,8 +453,8 @@ class Worker:
             socket.saving = False
 
     async def join(self, socket: Socket, room: str) -> None:
-        """Put ``socket`` in ``room``."""
-        if room not in socket.rooms:
+        """Put ``socket`` in ``room``; ValueError for a name over ``MAX_NAME_LENGTH``."""
+        if room_name(room) not in socket.rooms:
             socket.rooms.add(room)
             if socket.persisted:
                 await _persist(store.add_membership, socket.sid, socket.namespace, room)
@@ -417,9 +512,12 @@ class Worker:
         if tell_client:
             await self._send(socket._session.reply, {"type": messages.GROUPS, "add": [], "discard": groups})
 
-    async def send_frames(self, session: EngineSession, frames: list[str | bytes]) -> None:
-        """Send Socket.IO frames to one client; a client that cannot take them is dropped."""
-        if not await self._send(session.reply, {"type": messages.FRAMES, "frames": frames}):
+    async def send_frames(self, session: EngineSession, frames: list[str | bytes], *, handled: int = 0) -> None:
+        """Send Socket.IO frames to one client, with how far its own frames are handled (counting
+        ``handled`` more that are done); a client that cannot take them is dropped."""
+        session.credited = max(session.credited, session.handled + handled)
+        message = {"type": messages.FRAMES, "frames": frames, "handled": session.credited}
+        if not await self._send(session.reply, message):
             await self.close_session(session, DisconnectReason.TRANSPORT_ERROR, tell_client=False)
 
     async def _send(self, channel: str, message: dict[str, Any]) -> bool:

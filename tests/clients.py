@@ -157,3 +157,18 @@ class Poller:
                 else:
                     frames.append(frame)
         return frames
+
+
+@contextlib.asynccontextmanager
+async def watcher(url: str) -> AsyncIterator[tuple[socketio.AsyncClient, Recorder]]:
+    """A client in the watchers' room: it hears of every socket that disconnects, with the reason."""
+    async with sio_client(url, auth={"watch": True}) as client:
+        yield client, Recorder(client, "gone")
+
+
+def gone(recorder: Recorder) -> list[dict[str, Any]]:
+    """The disconnects the watcher heard of so far."""
+    seen = []
+    while not recorder.empty("gone"):
+        seen.append(recorder.seen["gone"].get_nowait())
+    return seen

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -40,6 +41,14 @@ def sql(database: str, statement: str, params: tuple[Any, ...] = ()) -> list[tup
     """The rows a query returns from a database the servers use (outside the test's transaction)."""
     with psycopg.connect(host="127.0.0.1", user=connection.settings_dict["USER"], dbname=database) as db:
         return db.execute(statement, params).fetchall()
+
+
+def topology_sql(topology: Topology, statement: str) -> list[tuple[Any, ...]]:
+    """The rows a query returns from the database of a topology: PostgreSQL, or development's SQLite."""
+    if topology.database:
+        return sql(topology.database, statement)
+    with contextlib.closing(sqlite3.connect(topology.env["SIOLESS_TEST_SQLITE"])) as db:
+        return db.execute(statement).fetchall()
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float) -> None:
@@ -83,7 +92,7 @@ class Topology:
 def production(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[Topology]:
     """Two daphne processes, two workers (one a shard) and a qcluster on Redis and PostgreSQL."""
     env = django_env("tests.settings", SIOLESS_TEST_DB_NAME=connection.settings_dict["NAME"])
-    topology = Topology(urls=[])
+    topology = Topology(urls=[], env=env, database=connection.settings_dict["NAME"])
     try:
         topology.processes["qcluster"] = qcluster("qcluster", env)
         for shard in (0, 1):
@@ -103,7 +112,7 @@ def development(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     """``manage.py runserver`` with SQLite and the in-memory layer: everything in one process."""
     env = django_env("tests.settings_dev", SIOLESS_TEST_SQLITE=str(tmp_path_factory.mktemp("dev") / "db.sqlite3"))
     process, url = runserver("runserver", env)
-    topology = Topology(urls=[url], processes={"runserver": process}, balancer=url)
+    topology = Topology(urls=[url], processes={"runserver": process}, balancer=url, env=env)
     try:
         yield topology
     finally:

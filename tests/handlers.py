@@ -35,6 +35,17 @@ def whoami(socket: Socket) -> dict[str, Any]:
     }
 
 
+@sio.on("handshake")
+def handshake(socket: Socket) -> dict[str, Any]:
+    """What a handler sees of the handshake and auth while the socket lives."""
+    return {"headers": socket.handshake.headers, "query": socket.handshake.query, "auth": socket.auth}
+
+
+@sio.on("fetch_room")
+async def fetch_room(socket: Socket, room: str) -> list[str]:
+    return [found.sid for found in await sio.afetch_sockets(to=room)]
+
+
 @sio.on("echo")
 async def echo(socket: Socket, *args: Any) -> tuple[Any, ...]:
     return args

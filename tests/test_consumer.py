@@ -174,3 +174,33 @@ async def test_http_requests_are_refused_with_engine_io_codes() -> None:
     response = await communicator.get_response()
     assert response["status"] == 400
     assert json.loads(response["body"]) == {"code": 0, "message": "Transport unknown"}
+
+
+async def test_a_consumer_that_crashes_still_tells_its_worker() -> None:
+    communicator = WebsocketCommunicator(EngineConsumer.as_asgi(), "/socket.io/?EIO=4&transport=websocket")
+    assert (await communicator.connect())[0]
+    await communicator.receive_from()
+    opened = await to_worker()
+    await get_channel_layer().send(opened["reply"], {"type": "no.such.message"})  # its dispatch raises
+    closed = await to_worker()
+    assert (closed["type"], closed["eio"], closed["reason"]) == (messages.CLOSE, opened["eio"], "transport error")
+    with pytest.raises(ValueError, match="No handler"):
+        await communicator.wait()
+
+
+async def test_frames_carry_their_sequence_and_the_window_waits_for_the_worker(settings: Settings) -> None:
+    settings.SIOLESS = {**settings.SIOLESS, "MAX_IN_FLIGHT": 2}
+    communicator = WebsocketCommunicator(EngineConsumer.as_asgi(), "/socket.io/?EIO=4&transport=websocket")
+    assert (await communicator.connect())[0]
+    try:
+        await communicator.receive_from()
+        opened = await to_worker()
+        for n in range(4):
+            await communicator.send_to(text_data=f'42["e",{n}]')
+        assert [(await to_worker())["seq"] for _ in range(2)] == [1, 2]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(to_worker(), 0.2)
+        await get_channel_layer().send(opened["reply"], {"type": messages.FRAMES, "frames": [], "handled": 2})
+        assert [(await to_worker())["frame"] for _ in range(2)] == ['2["e",2]', '2["e",3]']
+    finally:
+        await communicator.disconnect()

@@ -12,14 +12,14 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 import socketio
 
-from tests.clients import Poller, RawEngine, Recorder, sio_client
+from tests.clients import Poller, RawEngine, Recorder, gone, sio_client, watcher
 from tests.conftest import Topology, own_database, sql, wait_until
 from tests.processes import daphne, django_env, qcluster, round_robin_proxy, run_node, worker
 
@@ -60,27 +60,12 @@ def beating(django_db_setup: None) -> Iterator[Topology]:
             topology.stop()
 
 
-@contextlib.asynccontextmanager
-async def watcher(url: str) -> AsyncIterator[tuple[socketio.AsyncClient, Recorder]]:
-    """A client in the watchers' room: it hears of every socket that disconnects, with the reason."""
-    async with sio_client(url, auth={"watch": True}) as client:
-        yield client, Recorder(client, "gone")
-
-
 def processes(database: str) -> dict[str, str]:
     """The server process of every socket, by socket sid."""
     query = (
         "SELECT s.sid, e.process FROM sioless_namespacesocket s JOIN sioless_enginesession e ON e.sid = s.session_id"
     )
     return dict(sql(database, query))
-
-
-def gone(recorder: Recorder) -> list[dict[str, Any]]:
-    """The disconnects the watcher heard of so far."""
-    seen = []
-    while not recorder.empty("gone"):
-        seen.append(recorder.seen["gone"].get_nowait())
-    return seen
 
 
 @pytest.mark.parametrize("transports", ["websocket", "default", "polling"])

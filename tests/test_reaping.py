@@ -24,7 +24,7 @@ def open_session(sid: str, process: str) -> None:
     EngineSession.objects.create(sid=sid, shard=0, reply_channel=f"{process}!{sid}", process=process, handshake={})
 
 
-def tick(*answered_by: str) -> list[tuple[str, int]]:
+def tick(*answered_by: str) -> dict[tuple[str, int], list[str]]:
     """Send the next tick; return the processes found dead; then record who answered it."""
     time.sleep(INTERVAL)
     claim = store.claim_tick(TICKER, INTERVAL, None)
@@ -37,27 +37,27 @@ def tick(*answered_by: str) -> list[tuple[str, int]]:
 def test_a_process_missing_two_ticks_in_a_row_is_dead_one_is_forgiven() -> None:
     open_session("a", "daphne-a")
     open_session("b", "daphne-b")
-    assert tick("daphne-a", "daphne-b") == []
-    assert tick("daphne-a") == []
-    assert tick("daphne-a", "daphne-b") == []  # daphne-b missed one tick: forgiven
-    assert tick("daphne-a") == []
-    assert tick("daphne-a") == []
-    assert tick("daphne-a") == [("daphne-b", 0)]
+    assert tick("daphne-a", "daphne-b") == {}
+    assert tick("daphne-a") == {}
+    assert tick("daphne-a", "daphne-b") == {}  # daphne-b missed one tick: forgiven
+    assert tick("daphne-a") == {}
+    assert tick("daphne-a") == {}
+    assert tick("daphne-a") == {("daphne-b", 0): ["b"]}
 
 
 def test_a_pause_of_the_heartbeat_condemns_no_one() -> None:
     open_session("a", "daphne-a")
-    assert tick("daphne-a") == []
-    assert tick("daphne-a") == []
+    assert tick("daphne-a") == {}
+    assert tick("daphne-a") == {}
     time.sleep(40 * INTERVAL)  # the qcluster is down for many ping intervals
-    assert tick("daphne-a") == []
-    assert tick("daphne-a") == []
+    assert tick("daphne-a") == {}
+    assert tick("daphne-a") == {}
 
 
 def test_sessions_newer_than_the_ticks_missed_are_left_alone() -> None:
-    assert tick() == []
-    assert tick() == []
+    assert tick() == {}
+    assert tick() == {}
     open_session("late", "daphne-new")  # a process that started after the tick before last
-    assert tick() == []
-    assert tick() == []
-    assert tick() == [("daphne-new", 0)]
+    assert tick() == {}
+    assert tick() == {}
+    assert tick() == {("daphne-new", 0): ["late"]}

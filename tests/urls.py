@@ -2,6 +2,7 @@
 
 import json
 
+from django.contrib import admin
 from django.contrib.auth import get_user_model, login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
@@ -26,6 +27,7 @@ def login_as(request: HttpRequest, username: str) -> HttpResponse:
 
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
     path("emit/", emit),
     path("login/<str:username>/", login_as),
 ]

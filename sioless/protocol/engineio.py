@@ -104,7 +104,7 @@ def decode_payload(payload: str) -> list[Frame]:
         if part.startswith("b"):
             try:
                 frames.append(base64.b64decode(part[1:], validate=True))
-            except binascii.Error:
+            except (binascii.Error, ValueError):  # ValueError: not ASCII
                 raise ProtocolError(f"invalid base64 in binary packet {part[:16]!r}") from None
         else:
             decode(part)

@@ -22,19 +22,28 @@ Examples::
 
 Binary values (bytes) travel as frames after the text; in the JSON they are
 replaced by ``{"_placeholder": true, "num": <index>}``.
+
+What is not JSON is refused both ways: ``NaN``, ``Infinity`` and numbers out of a
+double's range (``1e999``) in what a client sends are a protocol error, and
+encoding one raises :class:`~sioless.exceptions.PayloadError`, since every
+socket.io client would fail to parse it. Data nested deeper than ``MAX_DEPTH``
+levels is a protocol error too.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from ..exceptions import ProtocolError
+from ..exceptions import PayloadError, ProtocolError
 
 MAX_ACK_ID = 2**53 - 1
 DEFAULT_MAX_ATTACHMENTS = 10
+#: Deepest nesting of lists and objects a packet's data may have (the data's own list is level 1).
+MAX_DEPTH = 32
 
 
 class PacketType(IntEnum):
@@ -95,8 +104,19 @@ def encode(packet: Packet) -> list[str | bytes]:
     if packet.id is not None:
         parts.append(str(packet.id))
     if data is not None:
-        parts.append(json.dumps(data, separators=(",", ":")))
+        try:
+            parts.append(json.dumps(data, separators=(",", ":"), allow_nan=False))
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise PayloadError(f"{packet_type.name} data is not JSON: {exc}") from None
     return ["".join(parts), *attachments]
+
+
+def encode_event(namespace: str, event: str, args: list[Any], ack_id: int | None = None) -> list[str | bytes]:
+    """Encode an EVENT (BINARY_EVENT) packet; PayloadError names the event when its data is not JSON."""
+    try:
+        return encode(Packet(PacketType.EVENT, namespace, [event, *args], ack_id))
+    except PayloadError as exc:
+        raise PayloadError(f"event {event!r} cannot be sent: {exc}") from None
 
 
 def decode(text: str, *, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> Packet | PartialPacket:
@@ -134,6 +154,8 @@ def decode(text: str, *, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> Pack
         ack_id = int(text[pos:digits_end])
         pos = digits_end
     data = _load_json(text[pos:]) if pos < len(text) else None
+    if data is not None and text.count("[", pos) + text.count("{", pos) > MAX_DEPTH and _too_deep(data):
+        raise ProtocolError(f"data nested deeper than {MAX_DEPTH} levels")
     packet = Packet(packet_type, namespace, data, ack_id)
     _validate(packet)
     if attachment_count:
@@ -163,11 +185,30 @@ def _reject_constant(name: str) -> None:
     raise ProtocolError(f"{name} is not JSON")
 
 
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):
+        raise ProtocolError(f"{number[:16]} is out of range")
+    return value
+
+
 def _load_json(text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"invalid JSON data: {exc}") from None
+
+
+def _too_deep(data: Any) -> bool:
+    """Whether ``data`` nests lists and objects deeper than MAX_DEPTH."""
+    stack = [(data, 1)] if isinstance(data, (list, dict)) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (list, dict)))
+    return False
 
 
 def _take_binary(data: Any, attachments: list[bytes]) -> Any:

@@ -1,0 +1,53 @@
+"""Which web pages may connect: the ``Origin`` check against cross-site WebSocket hijacking.
+
+A browser sends the user's cookies with a WebSocket (and, with credentials, a polling request)
+to this site from a page of any other site; only the ``Origin`` header tells them apart. So a
+connection from a browser page is served with the user's session only when the page is of this
+site (its origin's host is the request's ``Host``) or of an origin listed in
+``CORS_ALLOWED_ORIGINS``. ``"*"`` in that list admits every other origin *without* credentials:
+its connections are anonymous. Other origins are refused. Requests with no ``Origin`` come from
+programs, not pages, and have nothing to hijack.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+from urllib.parse import urlsplit
+
+from .conf import conf
+
+
+class Trust(enum.Enum):
+    """What a request's origin is allowed."""
+
+    CREDENTIALS = "credentials"  # served as the user its cookies say
+    ANONYMOUS = "anonymous"  # served, but as no user
+    REFUSED = "refused"
+
+
+def header(scope: dict[str, Any], name: bytes) -> str | None:
+    """The last value of a request header, decoded; None when absent."""
+    found = None
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            found = value
+    return found.decode("latin-1") if found is not None else None
+
+
+def origin_trust(scope: dict[str, Any]) -> Trust:
+    """How far the page that made this request (if a page did) is trusted."""
+    origin = header(scope, b"origin")
+    if origin is None or origin in conf.CORS_ALLOWED_ORIGINS or _same_origin(origin, header(scope, b"host")):
+        return Trust.CREDENTIALS
+    if "*" in conf.CORS_ALLOWED_ORIGINS:
+        return Trust.ANONYMOUS
+    return Trust.REFUSED
+
+
+def _same_origin(origin: str, host: str | None) -> bool:
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    return host is not None and parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
