@@ -15,18 +15,20 @@ Register handlers on :data:`sio` in a ``sockets.py`` module of an installed app:
         return "stored"
 """
 
-from .exceptions import AckTimeout, ConnectionRefused, ProtocolError, SiolessError, SocketGone
+from .exceptions import AckTimeout, ConnectionRefused, PayloadError, ProtocolError, SiolessError, SocketGone
 from .namespaces import Namespace
 from .reasons import DisconnectReason
 from .server import Server, sio
-from .socket import Handshake, Socket
+from .socket import Ack, Handshake, Socket
 
 __all__ = [
+    "Ack",
     "AckTimeout",
     "ConnectionRefused",
     "DisconnectReason",
     "Handshake",
     "Namespace",
+    "PayloadError",
     "ProtocolError",
     "Server",
     "SiolessError",

@@ -19,6 +19,8 @@ DEFAULTS: dict[str, Any] = {
     "EMBEDDED_WORKER": None,
     "HANDLER_MODULES": [],
     "CORS_ALLOWED_ORIGINS": [],
+    "CONNECT_TIMEOUT": 45.0,
+    "UPGRADE_TIMEOUT": 10.0,
     "MAX_NAMESPACES": 100,
     "MAX_NAME_LENGTH": 1000,
     "BINARY_TIMEOUT": 60.0,
@@ -99,6 +101,16 @@ class Settings:
         """Origins (``"https://example.com"``) whose pages may connect from another origin with the
         user's cookies; ``"*"``: every other origin, without them."""
         return list(self._get("CORS_ALLOWED_ORIGINS"))
+
+    @property
+    def CONNECT_TIMEOUT(self) -> float:
+        """Seconds a connection has to connect a namespace before it is closed."""
+        return float(self._get("CONNECT_TIMEOUT"))
+
+    @property
+    def UPGRADE_TIMEOUT(self) -> float:
+        """Seconds a WebSocket opened to upgrade a polling session has to complete the upgrade."""
+        return float(self._get("UPGRADE_TIMEOUT"))
 
     @property
     def MAX_NAMESPACES(self) -> int:

@@ -123,6 +123,7 @@ class EngineConsumer(LeanConsumer):
         self.groups: set[str] = set()
         self.groups_added_at = 0.0
         self.ping_sent_at: float | None = None
+        self.opened_at = 0.0
         self.closing = True
         self.ended_by: DisconnectReason | None = None
 
@@ -154,6 +155,7 @@ class EngineConsumer(LeanConsumer):
         worker = worker_channel(shard_of(self.eio_sid, conf.SHARDS))
         self.outbox = Outbox(self.channel_layer, worker, {"eio": self.eio_sid, "reply": self.channel_name})
         self.closing = False
+        self.opened_at = time.monotonic()
         shutdown.serving(self)
         await self.send({"type": "websocket.accept"})
         await self.send_frame(
@@ -244,16 +246,18 @@ class EngineConsumer(LeanConsumer):
             self.closing = True
             logger.info("session %s closed by its worker: %s", self.eio_sid, message["reason"])
             await self.channel_layer.group_discard(HEARTBEAT_GROUP, self.channel_name)
-            code = PROTOCOL_ERROR if message["reason"] == DisconnectReason.PARSE_ERROR else SERVER_ERROR
+            codes = {DisconnectReason.PARSE_ERROR: PROTOCOL_ERROR, DisconnectReason.FORCED_CLOSE: NORMAL_CLOSURE}
+            code = codes.get(message["reason"], SERVER_ERROR)
             await self.send({"type": "websocket.close", "code": code})
 
     async def sioless_ping(self, message: dict[str, Any]) -> None:
         """A heartbeat tick: report the process alive, keep the groups, and ping the client
-        unless the last ping awaits its answer (a client that let PING_TIMEOUT pass is closed)."""
+        unless the last ping awaits its answer (a client that let PING_TIMEOUT pass is closed).
+        A tick less than half a ping interval after the session opened is skipped."""
         await self.report_alive(message)
-        if self.closing:
-            return
         now = time.monotonic()
+        if self.closing or now - self.opened_at < conf.PING_INTERVAL / 2:
+            return  # the first ping comes a ping interval after OPEN, give or take half of one
         if self.ping_sent_at is not None:
             if now - self.ping_sent_at > conf.PING_TIMEOUT:
                 await self.close(DisconnectReason.PING_TIMEOUT, NORMAL_CLOSURE)

@@ -42,6 +42,8 @@ holding the session (each carries ``sid``), and the answers::
                           ``error`` (a disconnect reason: the request was refused, close the session)
     sioless.reply         to a request: ``frames`` (for a GET), ``ok``, or ``error`` (an Engine.IO
                           error code); ``timeout`` from the request to itself
+    sioless.can_upgrade   a WebSocket asks whether it may upgrade the session; ``reply`` (its
+                          channel), answered ``ok`` or ``error``
     sioless.probe         the WebSocket got the upgrade probe: release the waiting GET
     sioless.upgrade       the client switched to the WebSocket; ``relay`` (its channel)
     sioless.relay_frames  session to WebSocket: frames for the client; ``frames``
@@ -64,6 +66,7 @@ ALIVE = "sioless.alive"
 POLL = "sioless.poll"
 POST = "sioless.post"
 REPLY = "sioless.reply"
+CAN_UPGRADE = "sioless.can_upgrade"
 PROBE = "sioless.probe"
 UPGRADE = "sioless.upgrade"
 RELAY_FRAMES = "sioless.relay_frames"

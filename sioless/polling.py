@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 
 CLOSE_FRAME = engineio.encode(engineio.Packet(PacketType.CLOSE))
 NOOP_FRAME = engineio.encode(engineio.Packet(PacketType.NOOP))
-#: Seconds a session closed by the server waits for a GET to collect the close packet.
-CLOSE_GRACE = 10.0
+#: Seconds a WebSocket waits for the polling session to say whether it may upgrade it.
+UPGRADE_CHECK_TIMEOUT = 5.0
 #: Seconds a POST waits for the session to take its packets before it answers "Session ID unknown".
 POST_TIMEOUT = 10.0
 #: Seconds the handshake waits for the new session's OPEN packet.
@@ -101,13 +101,21 @@ class PolledSession(EngineConsumer):
             else:
                 await self.deliver([frame])
         elif event["type"] == "websocket.close":
-            self.ended = True
-            if self.relay is not None:
-                await self.tell(self.relay, {"type": messages.RELAY_CLOSE, "code": event.get("code", 1000)})
-                self.stop()
-            else:
-                asyncio.get_running_loop().call_later(CLOSE_GRACE, self.stop)
-                await self.deliver([CLOSE_FRAME])
+            await self.closed(event.get("code", 1000))
+
+    async def closed(self, code: int) -> None:
+        """The session ended: as Node does, a waiting GET gets a CLOSE packet (a NOOP if the client
+        closed), what was held is dropped, and every request from now on gets "Session ID unknown"
+        at once, until no request would wait for an answer any more."""
+        self.ended = True
+        if self.relay is not None:
+            await self.tell(self.relay, {"type": messages.RELAY_CLOSE, "code": code})
+        elif self.waiting_get is not None:
+            client_closed = self.ended_by is DisconnectReason.TRANSPORT_CLOSE
+            await self.reply(self.waiting_get, frames=[NOOP_FRAME if client_closed else CLOSE_FRAME])
+            self.waiting_get = None
+        self.held = []
+        asyncio.get_running_loop().call_later(conf.PING_INTERVAL + conf.PING_TIMEOUT, self.stop)
 
     def stop(self) -> None:
         """End the consumer, as a WebSocket's disconnect would."""
@@ -128,8 +136,6 @@ class PolledSession(EngineConsumer):
         frames, self.held = self.held, []
         await self.reply(self.waiting_get, frames=frames)
         self.waiting_get = None
-        if self.ended:
-            self.stop()
 
     async def reply(self, request: str, **answer: Any) -> None:
         await self.tell(request, {"type": messages.REPLY, **answer})
@@ -146,6 +152,9 @@ class PolledSession(EngineConsumer):
         protocol violation that closes the session; after the upgrade, GETs are refused."""
         if message["sid"] != self.eio_sid:
             return
+        if self.ended:
+            await self.reply(message["reply"], error=HandshakeError.UNKNOWN_SID)
+            return
         if self.relay is not None or self.waiting_get is not None:
             await self.reply(message["reply"], error=HandshakeError.BAD_REQUEST)
             if self.relay is None:
@@ -157,6 +166,10 @@ class PolledSession(EngineConsumer):
     async def sioless_post(self, message: dict[str, Any]) -> None:
         """Packets from the client (a POST, or the WebSocket after the upgrade)."""
         if message["sid"] != self.eio_sid:
+            return
+        if self.ended:
+            if message.get("reply"):
+                await self.reply(message["reply"], error=HandshakeError.UNKNOWN_SID)
             return
         if message.get("error"):
             code = MESSAGE_TOO_BIG if message["error"] == DisconnectReason.TRANSPORT_ERROR else PROTOCOL_ERROR
@@ -170,10 +183,20 @@ class PolledSession(EngineConsumer):
             else:
                 await self.reply(message["reply"], ok=True)
 
+    async def sioless_can_upgrade(self, message: dict[str, Any]) -> None:
+        """A WebSocket asks whether it may take the session over: not once upgraded, nor once ended."""
+        if message["sid"] == self.eio_sid:
+            if self.ended or self.relay is not None:
+                await self.reply(message["reply"], error=HandshakeError.BAD_REQUEST)
+            else:
+                await self.reply(message["reply"], ok=True)
+
     async def sioless_probe(self, message: dict[str, Any]) -> None:
-        """The client probes a WebSocket: release its waiting GET so that it can pause polling."""
-        if message["sid"] == self.eio_sid and self.relay is None:
-            await self.deliver([NOOP_FRAME])
+        """The client probes a WebSocket: release its waiting GET, if one waits, with a NOOP (and
+        write none for later: it would reach the WebSocket after the upgrade)."""
+        if message["sid"] == self.eio_sid and self.relay is None and self.waiting_get is not None:
+            await self.reply(self.waiting_get, frames=[NOOP_FRAME])
+            self.waiting_get = None
 
     async def sioless_upgrade(self, message: dict[str, Any]) -> None:
         """The client moved to the WebSocket: send everything there from now on."""
@@ -341,7 +364,9 @@ class UpgradeConsumer(LeanConsumer):
     def __init__(self) -> None:
         self.sid = ""
         self.session: str | None = None
+        self.accepted = False
         self.upgraded = False
+        self.timer: asyncio.Task[None] | None = None
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         query = parsed_query(self.scope)
@@ -353,7 +378,35 @@ class UpgradeConsumer(LeanConsumer):
         if self.session is None:
             await self.send({"type": "websocket.close"})
             return
+        ask = {"type": messages.CAN_UPGRADE, "sid": self.sid, "reply": self.channel_name}
+        await self.channel_layer.send(self.session, ask)
+        self.timer = asyncio.create_task(self.close_after(UPGRADE_CHECK_TIMEOUT))
+
+    async def sioless_reply(self, message: dict[str, Any]) -> None:
+        """The session's answer: accept the WebSocket, which then has UPGRADE_TIMEOUT to finish
+        the upgrade; or refuse it (an upgraded or closed session)."""
+        if self.accepted or self.session is None:
+            return
+        self.stop_timer()
+        if not message.get("ok"):
+            self.session = None
+            await self.send({"type": "websocket.close"})
+            return
+        self.accepted = True
         await self.send({"type": "websocket.accept"})
+        self.timer = asyncio.create_task(self.close_after(conf.UPGRADE_TIMEOUT))
+
+    async def close_after(self, seconds: float) -> None:
+        """Close (or refuse) the WebSocket if it has not upgraded the session within ``seconds``."""
+        await asyncio.sleep(seconds)
+        if not self.upgraded:
+            self.session = None
+            await self.send({"type": "websocket.close"})
+
+    def stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """The probe and the upgrade packet; then the client's packets, for the session."""
@@ -370,6 +423,7 @@ class UpgradeConsumer(LeanConsumer):
             await self.channel_layer.send(self.session, {"type": messages.PROBE, "sid": self.sid})
         elif frame == engineio.encode(engineio.Packet(PacketType.UPGRADE)):
             self.upgraded = True
+            self.stop_timer()
             upgrade = {"type": messages.UPGRADE, "sid": self.sid, "relay": self.channel_name}
             await self.channel_layer.send(self.session, upgrade)
         else:
@@ -392,6 +446,7 @@ class UpgradeConsumer(LeanConsumer):
         await self.send({"type": "websocket.close", "code": message["code"]})
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        self.stop_timer()
         if self.upgraded and self.session is not None:
             gone = {"type": messages.RELAY_GONE, "sid": self.sid, "relay": self.channel_name}
             await self.channel_layer.send(self.session, gone)

@@ -11,3 +11,4 @@ class DisconnectReason(StrEnum):
     PING_TIMEOUT = "ping timeout"
     PARSE_ERROR = "parse error"
     SERVER_SHUTTING_DOWN = "server shutting down"
+    FORCED_CLOSE = "forced close"

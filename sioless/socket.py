@@ -125,6 +125,8 @@ class Socket:
         self.connected = False
         self.persisted = False
         self.saving = False
+        #: Frames sent while the connect handler runs, sent after the CONNECT packet (None after).
+        self.held: list[str | bytes] | None = None
         self.handlers = handlers
         self._worker = worker
         self._session = session
@@ -161,7 +163,7 @@ class Socket:
         if callback is not None:
             ack_id = next(self._ack_ids)
             self._pending_acks[ack_id] = callback
-        await self._worker.send_frames(self._session, socketio.encode_event(self.namespace, event, list(args), ack_id))
+        await self._worker.send_to(self, socketio.encode_event(self.namespace, event, list(args), ack_id))
 
     async def acall(self, event: str, *args: Any, timeout: float = DEFAULT_CALL_TIMEOUT) -> Any:
         """Send ``event`` and wait for the client's acknowledgement.
@@ -173,7 +175,7 @@ class Socket:
         answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         ack_id = next(self._ack_ids)
         self._pending_acks[ack_id] = answer
-        await self._worker.send_frames(self._session, socketio.encode_event(self.namespace, event, list(args), ack_id))
+        await self._worker.send_to(self, socketio.encode_event(self.namespace, event, list(args), ack_id))
         try:
             ack_args = await asyncio.wait_for(answer, timeout)
         except TimeoutError:
@@ -215,3 +217,36 @@ class Socket:
     join = sync_twin(ajoin)
     leave = sync_twin(aleave)
     disconnect = sync_twin(adisconnect)
+
+
+class Ack:
+    """The acknowledgement a client asked for, in the hands of a handler that declares a
+    keyword-only ``ack`` parameter (Node's callback argument): send it when you want, from any
+    task of the worker, or never. Sending it twice, or when the client asked for none, does nothing.
+
+    ::
+
+        @sio.on("slow")
+        async def slow(socket, job, *, ack):
+            asyncio.get_running_loop().create_task(finish(job, ack))  # ``await ack.asend(result)`` there
+    """
+
+    def __init__(self, socket: Socket, ack_id: int | None) -> None:
+        self._socket = socket
+        self._id = ack_id
+        self.sent = False
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the client asked for an acknowledgement (and has not been sent it yet)."""
+        return self._id is not None and not self.sent
+
+    async def asend(self, *args: Any) -> None:
+        """Acknowledge with ``args``; PayloadError when they are not JSON."""
+        if not self.wanted or not self._socket.connected:
+            return
+        frames = socketio.encode(socketio.Packet(socketio.PacketType.ACK, self._socket.namespace, list(args), self._id))
+        self.sent = True
+        await self._socket._worker.send_to(self._socket, frames)
+
+    send = sync_twin(asend)

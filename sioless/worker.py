@@ -13,6 +13,7 @@ floods delays the others' handlers by at most that many of its own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import secrets
@@ -34,7 +35,7 @@ from .protocol import socketio
 from .protocol.socketio import Packet, PacketType
 from .reasons import DisconnectReason
 from .server import Server
-from .socket import Handshake, Socket
+from .socket import Ack, Handshake, Socket
 from .store import in_store_thread
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ STOP_GRACE = 30.0
 #: Seconds a stopping worker lets a receive under way bring its message, before it cancels the
 #: receive (channels-redis can lose a message whose receive is cancelled mid-way).
 RECEIVE_GRACE = 1.0
-#: Seconds between two looks for binary packets left unfinished.
-PARTIALS_SWEEP = 5.0
+#: Most seconds between two looks for connections past CONNECT_TIMEOUT or BINARY_TIMEOUT.
+SWEEP_EVERY = 5.0
 
 
 @dataclass
@@ -66,6 +67,8 @@ class EngineSession:
     partial: socketio.PartialPacket | None = None
     #: When the binary packet under way began (time.monotonic()).
     partial_since: float = 0.0
+    #: When the connection must have connected a namespace (time.monotonic()); None once checked.
+    connect_deadline: float | None = None
     #: The client frames taken (the ``seq`` of the last), those of them not handled yet, and how
     #: far the consumer was told they are handled.
     taken: int = 0
@@ -133,7 +136,7 @@ class Worker:
             try:
                 await self._restore(shard)
                 logger.info("sioless worker %s serving shard %s", self.name, shard)
-                await _first_to_end(self._consume(shard), self._keep_lease(shard), self._expire_partials(shard))
+                await _first_to_end(self._consume(shard), self._keep_lease(shard), self._sweep(shard))
             finally:
                 await self._give_up(shard)
             if not self._stopping.is_set():
@@ -169,13 +172,21 @@ class Worker:
             except Exception:
                 logger.exception("sioless worker failed on a %s message", message.get("type"))
 
-    async def _expire_partials(self, shard: int) -> None:
-        """Close the connections whose binary packet is not complete ``BINARY_TIMEOUT`` after it began."""
+    async def _sweep(self, shard: int) -> None:
+        """Close the connections that connected no namespace within ``CONNECT_TIMEOUT`` (as Node
+        does, whatever they do with pings), and those whose binary packet is not complete
+        ``BINARY_TIMEOUT`` after it began."""
         while True:
-            await asyncio.sleep(min(PARTIALS_SWEEP, conf.BINARY_TIMEOUT))
-            cutoff = time.monotonic() - conf.BINARY_TIMEOUT
-            for session in list(self.sessions.values()):
-                if session.shard == shard and session.partial is not None and session.partial_since < cutoff:
+            await asyncio.sleep(min(SWEEP_EVERY, conf.BINARY_TIMEOUT / 2, conf.CONNECT_TIMEOUT / 4))
+            now = time.monotonic()
+            for session in [s for s in self.sessions.values() if s.shard == shard]:
+                if session.connect_deadline is not None and session.connect_deadline < now:
+                    session.connect_deadline = None
+                    if not session.sockets:
+                        logger.info("closing session %s: no namespace connected in time", session.eio_sid)
+                        await self.close_session(session, DisconnectReason.FORCED_CLOSE, tell_client=True)
+                        continue
+                if session.partial is not None and session.partial_since < now - conf.BINARY_TIMEOUT:
                     logger.info("closing session %s: its binary packet was not completed in time", session.eio_sid)
                     await self.close_session(session, DisconnectReason.PARSE_ERROR, tell_client=True)
 
@@ -257,6 +268,7 @@ class Worker:
         users = await _load_users({handshake.user_id})
         shard = shard_of(message["eio"], conf.SHARDS)
         session = EngineSession(message["eio"], shard, message["reply"], handshake, _user(users, handshake.user_id))
+        session.connect_deadline = time.monotonic() + conf.CONNECT_TIMEOUT
         await _persist(store.save_session, session.eio_sid, shard, session.reply, handshake.to_record())
         self.sessions[session.eio_sid] = session
 
@@ -367,6 +379,7 @@ class Worker:
             await self._connect_error(session, packet.namespace, refusal or "Invalid namespace")
             return None
         socket = Socket(self, session, secrets.token_urlsafe(15), packet.namespace, packet.data or {}, handlers)
+        socket.held = []  # what the connect handler sends waits for the CONNECT packet
         session.sockets[packet.namespace] = socket
         await self._add_groups(socket, [namespace_group(socket.namespace), room_group(socket.namespace, socket.sid)])
         return self._run_connect(session, socket, handlers)
@@ -385,7 +398,8 @@ class Worker:
         if session.sockets.get(socket.namespace) is not socket:
             return  # the connection closed while the handler ran
         if refusal is not None:
-            await self._remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=True)
+            socket.held = None  # nothing it sent reaches the client
+            await self._remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=False)
             await self._connect_error(session, socket.namespace, refusal.message, refusal.data)
             return
         rooms = set(socket.rooms)
@@ -394,8 +408,12 @@ class Worker:
         )
         socket.connected = socket.persisted = True
         socket.data.dirty = False
+        # Only now does the consumer take the socket's broadcasts: they follow CONNECT, as what it sent does.
+        groups = [namespace_group(socket.namespace), *(room_group(socket.namespace, room) for room in socket.rooms)]
+        await self._send(session.reply, {"type": messages.GROUPS, "add": groups, "discard": []})
+        held, socket.held = socket.held or [], None
         connect = Packet(PacketType.CONNECT, socket.namespace, {"sid": socket.sid})
-        await self.send_frames(session, socketio.encode(connect))
+        await self.send_frames(session, [*socketio.encode(connect), *held])
 
     async def _connect_error(self, session: EngineSession, namespace: str, message: str, data: Any = None) -> None:
         body: dict[str, Any] = {"message": message}
@@ -424,8 +442,12 @@ class Worker:
         self, socket: Socket, handler: Callable[..., Any], args: list[Any], ack_id: int | None
     ) -> None:
         name = getattr(handler, "__name__", handler)
+        if takes_ack(handler):  # the handler acknowledges when it wants, if it wants
+            ack_id, extra = None, {"ack": Ack(socket, ack_id)}
+        else:
+            extra = {}
         try:
-            result = await _call(handler, socket, *args)
+            result = await _call(handler, socket, *args, **extra)
         except Exception:
             logger.exception("handler %s failed in %s", name, socket.namespace)
             return
@@ -502,15 +524,24 @@ class Worker:
     # Channel layer --------------------------------------------------------------
 
     async def _add_groups(self, socket: Socket, groups: list[str]) -> None:
+        """Add the socket's consumer to ``groups``; a socket still connecting learns of them at CONNECT."""
         for group in groups:
             await self.layer.group_add(group, socket._session.reply)
-        await self._send(socket._session.reply, {"type": messages.GROUPS, "add": groups, "discard": []})
+        if socket.held is None:
+            await self._send(socket._session.reply, {"type": messages.GROUPS, "add": groups, "discard": []})
 
     async def _discard_groups(self, socket: Socket, groups: list[str], *, tell_client: bool) -> None:
         for group in groups:
             await self.layer.group_discard(group, socket._session.reply)
         if tell_client:
             await self._send(socket._session.reply, {"type": messages.GROUPS, "add": [], "discard": groups})
+
+    async def send_to(self, socket: Socket, frames: list[str | bytes]) -> None:
+        """Send a socket's frames to its client; those of a socket still connecting wait for CONNECT."""
+        if socket.held is not None:
+            socket.held.extend(frames)
+        else:
+            await self.send_frames(socket._session, frames)
 
     async def send_frames(self, session: EngineSession, frames: list[str | bytes], *, handled: int = 0) -> None:
         """Send Socket.IO frames to one client, with how far its own frames are handled (counting
@@ -547,11 +578,21 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
 
-async def _call(handler: Callable[..., Any], *args: Any) -> Any:
+async def _call(handler: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Await an async handler; run a sync one in Django's thread, with fresh DB connections."""
     if inspect.iscoroutinefunction(handler):
-        return await handler(*args)
-    return await database_sync_to_async(handler)(*args)
+        return await handler(*args, **kwargs)
+    return await database_sync_to_async(handler)(*args, **kwargs)
+
+
+@functools.lru_cache(maxsize=1024)
+def takes_ack(handler: Callable[..., Any]) -> bool:
+    """Whether a handler takes the ack into its own hands: it has a keyword-only ``ack`` parameter."""
+    try:
+        parameter = inspect.signature(handler).parameters.get("ack")
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
 
 
 async def _persist(write: Callable[..., None], *args: Any) -> None:

@@ -142,7 +142,8 @@ class Poller:
 
     async def post(self, *frames: str | bytes, body: str | None = None) -> tuple[int, str]:
         data = encode_payload(frames) if body is None else body
-        async with self.http.post(self.url(), data=data.encode()) as response:
+        headers = {"Content-Type": "text/plain;charset=UTF-8"}  # what socket.io-client sends
+        async with self.http.post(self.url(), data=data.encode(), headers=headers) as response:
             return response.status, await response.text()
 
     async def until(self, count: int) -> list[str | bytes]:

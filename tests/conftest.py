@@ -8,6 +8,7 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,33 @@ class Topology:
     def stop(self) -> None:
         for process in self.processes.values():
             process.stop()
+
+
+@contextlib.contextmanager
+def topology_of_its_own(name: str, **settings: str) -> Iterator[Topology]:
+    """The production topology on a database and channel-layer keys of its own, with ``settings``
+    (``SIOLESS_TEST_*`` environment variables): a worker for both shards, two daphne processes,
+    a qcluster, and the balancer, whose URL comes last in ``urls``."""
+    with own_database(name) as database:
+        env = django_env(
+            "tests.settings",
+            SIOLESS_TEST_DB_NAME=database,
+            SIOLESS_TEST_LAYER_PREFIX=f"siotest-{name}-{uuid.uuid4().hex[:8]}",
+            **settings,
+        )
+        topology = Topology(urls=[], env=env, database=database)
+        try:
+            topology.processes["worker"] = worker(f"{name}-worker", env, 0, 1)
+            for server in (f"{name}-daphne-a", f"{name}-daphne-b"):
+                process, url = daphne(server, env)
+                topology.processes[server] = process
+                topology.urls.append(url)
+            topology.processes["proxy"], topology.balancer = round_robin_proxy(f"{name}-proxy", *topology.urls)
+            topology.urls.append(topology.balancer)
+            topology.processes["qcluster"] = qcluster(f"{name}-qcluster", env)
+            yield topology
+        finally:
+            topology.stop()
 
 
 @pytest.fixture(scope="session")

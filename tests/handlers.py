@@ -1,15 +1,19 @@
 """Handlers the tests' clients talk to; registered through SIOLESS['HANDLER_MODULES']."""
 
+import asyncio
 import re
 from typing import Any
 
-from sioless import AckTimeout, ConnectionRefused, Namespace, Socket, sio
+from sioless import Ack, AckTimeout, ConnectionRefused, Namespace, Socket, sio
 
 WATCHERS = "watchers"
 
 
 @sio.on("connect")
 async def connect(socket: Socket, auth: dict[str, Any]) -> None:
+    if auth.get("greet"):
+        await socket.aemit("welcome", 1)
+        await socket.aemit("welcome", 2)
     if auth.get("refuse"):
         raise ConnectionRefused("refused", {"reason": auth["refuse"]})
     if auth.get("watch"):
@@ -44,6 +48,23 @@ def handshake(socket: Socket) -> dict[str, Any]:
 @sio.on("fetch_room")
 async def fetch_room(socket: Socket, room: str) -> list[str]:
     return [found.sid for found in await sio.afetch_sockets(to=room)]
+
+
+@sio.on("later")
+async def later(socket: Socket, value: Any, *, ack: Ack) -> None:
+    """Takes the ack into its own hands: answers from another task, 200 ms later."""
+
+    async def answer() -> None:
+        await asyncio.sleep(0.2)
+        await ack.asend(value)
+
+    asyncio.get_running_loop().create_task(answer())
+
+
+@sio.on("never")
+def never(socket: Socket, *, ack: Ack) -> str:
+    """Declines to acknowledge: its return value is no ack."""
+    return "not an ack"
 
 
 @sio.on("echo")

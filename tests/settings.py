@@ -87,6 +87,8 @@ SIOLESS = {
     "HANDLER_MODULES": ["tests.handlers"],
     "CORS_ALLOWED_ORIGINS": ["http://allowed.example"],
     "BINARY_TIMEOUT": 3.0,
+    "CONNECT_TIMEOUT": float(os.environ.get("SIOLESS_TEST_CONNECT_TIMEOUT", "45")),
+    "UPGRADE_TIMEOUT": float(os.environ.get("SIOLESS_TEST_UPGRADE_TIMEOUT", "10")),
 }
 
 LOGGING = {

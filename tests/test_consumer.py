@@ -24,7 +24,7 @@ WORKER = worker_channel(0)
 def in_memory(settings: Settings) -> None:
     """No worker: the tests read what the consumer sends to it."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    settings.SIOLESS = {"SHARDS": 1, "EMBEDDED_WORKER": False, "MAX_PAYLOAD": 64}
+    settings.SIOLESS = {"SHARDS": 1, "EMBEDDED_WORKER": False, "MAX_PAYLOAD": 64, "PING_INTERVAL": 0.1}
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ async def to_worker() -> dict[str, Any]:
 async def test_open_announces_the_session_to_its_worker(engine: tuple[WebsocketCommunicator, dict[str, Any]]) -> None:
     _, handshake = engine
     assert handshake["upgrades"] == []
-    assert (handshake["pingInterval"], handshake["pingTimeout"], handshake["maxPayload"]) == (25000, 30000, 64)
+    assert (handshake["pingInterval"], handshake["pingTimeout"], handshake["maxPayload"]) == (100, 30000, 64)
     opened = await to_worker()
     assert opened["type"] == messages.OPEN
     assert opened["eio"] == handshake["sid"]
@@ -63,7 +63,9 @@ async def test_messages_pass_to_the_worker_undecoded(engine: tuple[WebsocketComm
 
 
 async def tick(number: int) -> str:
-    """Send heartbeat tick ``number`` to every consumer; the channel their reports go to."""
+    """Send heartbeat tick ``number`` to every consumer (once they are half a ping interval old:
+    younger ones skip it); the channel their reports go to."""
+    await asyncio.sleep(0.06)
     layer = get_channel_layer()
     reporter = await layer.new_channel()
     await layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING, "tick": number, "reporter": reporter})
@@ -202,5 +204,22 @@ async def test_frames_carry_their_sequence_and_the_window_waits_for_the_worker(s
             await asyncio.wait_for(to_worker(), 0.2)
         await get_channel_layer().send(opened["reply"], {"type": messages.FRAMES, "frames": [], "handled": 2})
         assert [(await to_worker())["frame"] for _ in range(2)] == ['2["e",2]', '2["e",3]']
+    finally:
+        await communicator.disconnect()
+
+
+async def test_a_tick_within_half_a_ping_interval_of_open_is_skipped(settings: Settings) -> None:
+    settings.SIOLESS = {**settings.SIOLESS, "PING_INTERVAL": 1.0}
+    communicator = WebsocketCommunicator(EngineConsumer.as_asgi(), "/socket.io/?EIO=4&transport=websocket")
+    assert (await communicator.connect())[0]
+    try:
+        await communicator.receive_from()
+        layer = get_channel_layer()
+        tick_message = {"type": messages.PING, "tick": 3001, "reporter": await layer.new_channel()}
+        await layer.group_send(HEARTBEAT_GROUP, tick_message)
+        assert await communicator.receive_nothing(0.3)
+        await asyncio.sleep(0.3)
+        await layer.group_send(HEARTBEAT_GROUP, {**tick_message, "tick": 3002})
+        assert await communicator.receive_from() == "2"
     finally:
         await communicator.disconnect()

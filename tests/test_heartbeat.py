@@ -11,7 +11,6 @@ import contextlib
 import json
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,8 +19,8 @@ import pytest
 import socketio
 
 from tests.clients import Poller, RawEngine, Recorder, gone, sio_client, watcher
-from tests.conftest import Topology, own_database, sql, wait_until
-from tests.processes import daphne, django_env, qcluster, round_robin_proxy, run_node, worker
+from tests.conftest import Topology, sql, topology_of_its_own, wait_until
+from tests.processes import qcluster, run_node
 
 PING_INTERVAL = 2.0
 PING_TIMEOUT = 5.0
@@ -36,28 +35,11 @@ GHOST_BOUND = 3 * PING_INTERVAL
 
 @pytest.fixture(scope="module")
 def beating(django_db_setup: None) -> Iterator[Topology]:
-    with own_database("hb") as database:
-        env = django_env(
-            "tests.settings",
-            SIOLESS_TEST_DB_NAME=database,
-            SIOLESS_TEST_LAYER_PREFIX=f"siotest-hb-{uuid.uuid4().hex[:8]}",
-            SIOLESS_TEST_PING_INTERVAL=str(PING_INTERVAL),
-            SIOLESS_TEST_PING_TIMEOUT=str(PING_TIMEOUT),
-            SIOLESS_TEST_GROUP_EXPIRY=str(GROUP_EXPIRY),
-        )
-        topology = Topology(urls=[], env=env, database=database)
-        try:
-            topology.processes["worker"] = worker("hb-worker", env, 0, 1)
-            for name in ("hb-daphne-a", "hb-daphne-b"):
-                process, url = daphne(name, env)
-                topology.processes[name] = process
-                topology.urls.append(url)
-            topology.processes["proxy"], proxy_url = round_robin_proxy("hb-proxy", *topology.urls)
-            topology.urls.append(proxy_url)
-            topology.processes["qcluster"] = qcluster("hb-qcluster", env)
-            yield topology
-        finally:
-            topology.stop()
+    settings = {"PING_INTERVAL": PING_INTERVAL, "PING_TIMEOUT": PING_TIMEOUT, "GROUP_EXPIRY": GROUP_EXPIRY}
+    with topology_of_its_own(
+        "hb", **{f"SIOLESS_TEST_{key}": str(value) for key, value in settings.items()}
+    ) as topology:
+        yield topology
 
 
 def processes(database: str) -> dict[str, str]:

@@ -1,0 +1,23 @@
+// Node's socket.io server, the behavioural reference: the handlers tests/test_conformance.py
+// drives sioless with, written the Node way.
+// Usage: node reference_server.mjs <port> <pingInterval ms> <pingTimeout ms> <connectTimeout ms> <upgradeTimeout ms>
+import { Server } from "socket.io";
+
+const [port, pingInterval, pingTimeout, connectTimeout, upgradeTimeout] = process.argv.slice(2).map(Number);
+const io = new Server(port, { pingInterval, pingTimeout, connectTimeout, upgradeTimeout, serveClient: false });
+
+io.use((socket, next) => {
+  const { refuse } = socket.handshake.auth;
+  next(refuse ? Object.assign(new Error("refused"), { data: { reason: refuse } }) : undefined);
+});
+
+io.on("connection", (socket) => {
+  if (socket.handshake.auth.greet) {
+    socket.emit("welcome", 1);
+    socket.emit("welcome", 2);
+  }
+  socket.on("echo", (...args) => args.pop()(...args));
+  socket.on("later", (value, ack) => setTimeout(() => ack(value), 200));
+  socket.on("never", () => {});
+});
+console.log(`listening on ${port}`);
