@@ -255,14 +255,16 @@ class EngineConsumer(LeanConsumer):
         unless the last ping awaits its answer (a client that let PING_TIMEOUT pass is closed).
         A tick less than half a ping interval after the session opened is skipped."""
         await self.report_alive(message)
+        if self.closing:
+            return
         now = time.monotonic()
-        if self.closing or now - self.opened_at < conf.PING_INTERVAL / 2:
+        await self.keep_groups(now)  # at every tick: a ping unanswered for long must still be heard of
+        if now - self.opened_at < conf.PING_INTERVAL / 2:
             return  # the first ping comes a ping interval after OPEN, give or take half of one
         if self.ping_sent_at is not None:
             if now - self.ping_sent_at > conf.PING_TIMEOUT:
                 await self.close(DisconnectReason.PING_TIMEOUT, NORMAL_CLOSURE)
             return
-        await self.keep_groups(now)
         self.ping_sent_at = now
         await self.send_frame(engineio.encode(engineio.Packet(PacketType.PING)))
 

@@ -48,7 +48,8 @@ holding the session (each carries ``sid``), and the answers::
     sioless.upgrade       the client switched to the WebSocket; ``relay`` (its channel)
     sioless.relay_frames  session to WebSocket: frames for the client; ``frames``
     sioless.relay_close   session to WebSocket: close the connection; ``code``
-    sioless.relay_gone    WebSocket to session: the client closed it; ``relay``
+    sioless.relay_gone    WebSocket to session: the client closed it (or it went before the
+                          upgrade it probed); ``relay``
 """
 
 OPEN = "sioless.open"

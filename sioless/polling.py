@@ -78,6 +78,8 @@ class PolledSession(EngineConsumer):
         self.held: list[Frame] = []
         self.waiting_get: str | None = None
         self.relay: str | None = None
+        #: A WebSocket probed the upgrade: GETs are released with a NOOP until it upgrades or goes.
+        self.probed = False
         self.ended = False
 
     async def run(self, scope: dict[str, Any]) -> None:
@@ -161,6 +163,8 @@ class PolledSession(EngineConsumer):
                 await self.close(DisconnectReason.TRANSPORT_ERROR, PROTOCOL_ERROR)
             return
         self.waiting_get = message["reply"]
+        if self.probed and not self.held:
+            await self.release_get()  # as Node's 100 ms check after the probe does
         await self.answer_get()
 
     async def sioless_post(self, message: dict[str, Any]) -> None:
@@ -192,9 +196,16 @@ class PolledSession(EngineConsumer):
                 await self.reply(message["reply"], ok=True)
 
     async def sioless_probe(self, message: dict[str, Any]) -> None:
-        """The client probes a WebSocket: release its waiting GET, if one waits, with a NOOP (and
-        write none for later: it would reach the WebSocket after the upgrade)."""
-        if message["sid"] == self.eio_sid and self.relay is None and self.waiting_get is not None:
+        """The client probes a WebSocket: release its waiting GET (and any that comes before the
+        upgrade) with a NOOP, so that it can pause polling. No NOOP is written for later: it
+        would reach the WebSocket after the upgrade."""
+        if message["sid"] == self.eio_sid and self.relay is None:
+            self.probed = True
+            await self.release_get()
+
+    async def release_get(self) -> None:
+        """Answer the waiting GET, if one waits, with a NOOP."""
+        if self.waiting_get is not None:
             await self.reply(self.waiting_get, frames=[NOOP_FRAME])
             self.waiting_get = None
 
@@ -202,18 +213,21 @@ class PolledSession(EngineConsumer):
         """The client moved to the WebSocket: send everything there from now on."""
         if message["sid"] != self.eio_sid or self.relay is not None:
             return
-        if self.waiting_get is not None:
-            await self.reply(self.waiting_get, frames=[NOOP_FRAME])
-            self.waiting_get = None
+        await self.release_get()
         self.relay = message["relay"]
         frames, self.held = self.held, []
         if frames:
             await self.deliver(frames)
 
     async def sioless_relay_gone(self, message: dict[str, Any]) -> None:
-        """The client closed the WebSocket the session had upgraded to."""
-        if message["sid"] == self.eio_sid and message["relay"] == self.relay:
+        """The WebSocket the session had upgraded to closed (the session ends with it), or one
+        that probed went before upgrading (polling goes on as before the probe)."""
+        if message["sid"] != self.eio_sid:
+            return
+        if message["relay"] == self.relay:
             await self.websocket_disconnect({})
+        elif self.relay is None:
+            self.probed = False
 
 
 class PollingConsumer(LeanConsumer):
@@ -366,6 +380,8 @@ class UpgradeConsumer(LeanConsumer):
         self.session: str | None = None
         self.accepted = False
         self.upgraded = False
+        #: The session this WebSocket probed or upgraded, told when the WebSocket goes.
+        self.probed: str | None = None
         self.timer: asyncio.Task[None] | None = None
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
@@ -421,8 +437,10 @@ class UpgradeConsumer(LeanConsumer):
         elif frame == "2probe":
             await self.send({"type": "websocket.send", "text": "3probe"})
             await self.channel_layer.send(self.session, {"type": messages.PROBE, "sid": self.sid})
+            self.probed = self.session
         elif frame == engineio.encode(engineio.Packet(PacketType.UPGRADE)):
             self.upgraded = True
+            self.probed = self.session
             self.stop_timer()
             upgrade = {"type": messages.UPGRADE, "sid": self.sid, "relay": self.channel_name}
             await self.channel_layer.send(self.session, upgrade)
@@ -447,7 +465,7 @@ class UpgradeConsumer(LeanConsumer):
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self.stop_timer()
-        if self.upgraded and self.session is not None:
+        if self.probed is not None and (self.session is not None or not self.upgraded):
             gone = {"type": messages.RELAY_GONE, "sid": self.sid, "relay": self.channel_name}
-            await self.channel_layer.send(self.session, gone)
+            await self.channel_layer.send(self.probed, gone)
         raise StopConsumer

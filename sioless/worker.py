@@ -275,8 +275,8 @@ class Worker:
     async def _reap(self, shard: int, sids: list[str]) -> None:
         """Close sessions of ``shard`` whose server process is gone, with their consumers."""
         reaped = [session for sid in sids if (session := self.sessions.get(sid)) is not None]
-        for session in reaped:
-            await self.close_session(session, DisconnectReason.TRANSPORT_CLOSE, tell_client=False)
+        for session in reaped:  # told all the same: a process taken for dead may only have been slow
+            await self.close_session(session, DisconnectReason.TRANSPORT_CLOSE, tell_client=True)
             await self.layer.group_discard(HEARTBEAT_GROUP, session.reply)
         await _persist(store.delete_sessions, sids)
         logger.info("sioless worker %s reaped %d sessions of stopped server processes", self.name, len(sids))

@@ -31,6 +31,7 @@ from tests.processes import ARTIFACTS, daphne, django_env, runserver
 from tests.settings import LAYER_PREFIX
 
 POLICY_VIOLATION = 4008
+ABNORMAL_CLOSURE = 1006
 BYSTANDERS = 20
 #: Frames a flooding WebSocket sends without waiting: 2.5 times MAX_BUFFERED (1 MB) at 84 bytes each.
 FLOOD_FRAMES = 30_000
@@ -113,7 +114,7 @@ async def under_attack(topology: Topology, case: str, attack: Callable[[], Await
         record(case, quiet, flooded)
         assert max(flooded) < FLOOD_LATENCY_BOUND, (p99(flooded), max(flooded))
         await wait_until(lambda: not session_rows(topology, eio_sid), 30)
-    assert any(event["reason"] == "transport error" for event in gone(watching))
+    await watching.next_where("gone", lambda event: event["reason"] == "transport error", timeout=10)
     if topology.database:
         assert not redis_members_of(eio_sid, topology)
 
@@ -151,7 +152,9 @@ async def test_a_flooding_websocket_is_closed_alone(topology: Topology) -> None:
         try:
             for _ in range(FLOOD_FRAMES):
                 await raw.send(FLOOD)
-            assert await raw.closed_with(timeout=30) == POLICY_VIOLATION
+            # 4008; or, when the server drops the TCP connection with the flood still unread in its
+            # buffer, the client may see only an abnormal closure (the watcher hears the reason)
+            assert await raw.closed_with(timeout=30) in (POLICY_VIOLATION, ABNORMAL_CLOSURE)
         finally:
             await raw.close()
         return eio_sid
