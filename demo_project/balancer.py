@@ -45,13 +45,16 @@ class Balancer:
 
     def __init__(self, backends: list[int]) -> None:
         self.backends = backends
-        self.turns: Iterator[int] = itertools.cycle(backends)
+        self.turns: Iterator[int] = itertools.count()
 
     async def connect(self) -> Connection | None:
-        """A connection to the next backend that takes one."""
-        for _ in self.backends:
+        """A connection to the next backend in turn, or to the one after it that takes one. Each
+        connection takes its turn once, so concurrent ones never draw the same dead backend twice."""
+        first = next(self.turns)
+        for step in range(len(self.backends)):
+            port = self.backends[(first + step) % len(self.backends)]
             with contextlib.suppress(OSError):
-                return await asyncio.open_connection("127.0.0.1", next(self.turns))
+                return await asyncio.open_connection("127.0.0.1", port)
         return None
 
     async def serve_client(self, client: Connection) -> None:

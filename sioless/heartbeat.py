@@ -15,7 +15,9 @@ reporting (two ticks in a row) are closed by their workers, with the reason "tra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import secrets
 import time
 from datetime import datetime
@@ -26,11 +28,16 @@ from . import messages, store
 from .conf import conf
 from .names import HEARTBEAT_GROUP, worker_channel
 from .store import in_store_thread
+from .worker import SWEEP_EVERY
 
 logger = logging.getLogger(__name__)
 
 #: Seconds late a ticker that stands by lets the heartbeat get before it takes the heartbeat over.
 TAKE_OVER_AFTER = 5.0
+#: Seconds between two tries of a tick that failed (the database or Redis unreachable).
+RETRY_AFTER = 1.0
+#: Seconds within which the workers put consumers back in their groups after Redis lost its data.
+REJOIN_WITHIN = SWEEP_EVERY
 
 
 class Ticker:
@@ -46,6 +53,8 @@ class Ticker:
         self.name = f"ticker-{secrets.token_hex(6)}"
         self.reports: set[str] = set()
         self.reported_tick: int | None = None
+        #: The first tick at which silent processes may be taken for dead (None: not ticked yet).
+        self.judge_from: int | None = None
 
     async def run(self, seconds: float | None = None) -> None:
         """Tick every ``PING_INTERVAL`` for ``seconds`` (forever when None), while it is this ticker's turn."""
@@ -56,24 +65,44 @@ class Ticker:
         take_over_after = TAKE_OVER_AFTER if self.stands_by else None
         try:
             while deadline is None or time.monotonic() < deadline:
-                claim = await in_store_thread(store.claim_tick, self.name, conf.PING_INTERVAL, take_over_after)
-                if not claim.mine and not self.stands_by:
-                    logger.info("sioless %s hands the heartbeat over", self.name)
-                    return
-                if claim.tick is not None:
-                    await self.tick(claim.tick, claim.tick_before_last_at, channel)
+                try:
+                    claim = await in_store_thread(store.claim_tick, self.name, conf.PING_INTERVAL, take_over_after)
+                    if not claim.mine and not self.stands_by:
+                        logger.info("sioless %s hands the heartbeat over", self.name)
+                        return
+                    if claim.tick is not None:
+                        await self.tick(claim.tick, claim.tick_before_last_at, channel)
+                except Exception as exc:  # the database or Redis is away: tick as soon as both are back
+                    logger.error("sioless %s cannot tick: %s", self.name, exc)
+                    await asyncio.sleep(RETRY_AFTER)
+                    continue
                 wait = claim.wait if claim.mine else claim.wait + TAKE_OVER_AFTER
                 if deadline is not None:
                     wait = min(wait, deadline - time.monotonic())
                 await self.collect_reports(channel, wait)
         finally:
-            await self.record_reports()
+            with contextlib.suppress(Exception):
+                await self.record_reports()
 
     async def tick(self, number: int, tick_before_last_at: datetime | None, channel: str) -> None:
-        """Send tick ``number`` to every consumer, then reap the sessions of silent processes."""
+        """Send tick ``number`` to every consumer, then reap the sessions of silent processes.
+
+        No one is judged for a while after Redis lost its data (restarted empty, flushed): the
+        consumers hear no tick until their workers have put them in the heartbeat group again.
+        """
         await self.record_reports()
         self.reported_tick = number
+        mark = getattr(self.layer, "mark", None)
+        if mark is not None and await mark("heartbeat"):  # missing: Redis is new, or lost its data
+            self.judge_from = number + math.ceil(REJOIN_WITHIN / conf.PING_INTERVAL) + 2
+            logger.warning(
+                "sioless %s: Redis has no marker; no process judged before tick %d", self.name, self.judge_from
+            )
+        elif self.judge_from is None:
+            self.judge_from = number
         await self.layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING, "tick": number, "reporter": channel})
+        if number < self.judge_from:
+            return
         dead = await in_store_thread(store.dead_processes, number, tick_before_last_at)
         for (process, shard), sids in dead.items():
             logger.warning("sioless server process %s stopped answering ticks: %d sessions closed", process, len(sids))
@@ -81,13 +110,17 @@ class Ticker:
             await self.layer.send(worker_channel(shard), reap)
 
     async def collect_reports(self, channel: str, seconds: float) -> None:
-        """Take the processes' reports for ``seconds``."""
+        """Take the processes' reports for ``seconds`` (waiting them out if Redis is away)."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             try:
                 report = await asyncio.wait_for(self.layer.receive(channel), left)
             except TimeoutError:
                 return
+            except Exception as exc:
+                logger.error("sioless %s cannot take reports: %s", self.name, exc)
+                await asyncio.sleep(min(left, RETRY_AFTER))
+                continue
             self.reports.add(report["process"])
 
     async def record_reports(self) -> None:

@@ -118,6 +118,16 @@ class RedisChannelLayer(ChannelsRedisLayer):
             if popped is not None:
                 return self.addressed(popped[1])
 
+    async def ping(self) -> None:
+        """Raise unless every Redis host of the layer answers."""
+        for index in range(self.ring_size):
+            await self.connection(index).ping()
+
+    async def mark(self, name: str) -> bool:
+        """Set the marker key ``name`` (on the first host); whether it was missing: Redis lost its
+        data since the marker was set (a restart, a flush, a failover to a replica behind)."""
+        return bool(await self.connection(0).set(f"{self.prefix}:marker:{name}", 1, nx=True))
+
     def addressed(self, member: bytes) -> tuple[Any, dict[str, Any]]:
         """A received message, and the channel (or channels) it is for."""
         message = self.deserialize(member)

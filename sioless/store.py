@@ -166,13 +166,14 @@ def _stored_socket(socket: NamespaceSocket, session: EngineSession) -> StoredSoc
     )
 
 
-def acquire_lease(shard: int, holder: str, ttl: float, force: bool = False) -> bool:
+def acquire_lease(shard: int, holder: str, ttl: float, force: bool = False, replacing: str = "") -> bool:
     """Take or renew the lease of ``shard`` for ``ttl`` seconds; False while another holds it
-    (unless ``force``: development's one process knows any other holder is gone)."""
+    (unless ``force``: development's one process knows any other holder is gone; or it is held by
+    ``replacing``, a holder known to be gone: only one of the workers that know it takes it)."""
     expires = Now() + timedelta(seconds=ttl)
     leases = ShardLease.objects.filter(shard=shard)
     if not force:
-        leases = leases.filter(Q(holder=holder) | Q(expires__lt=Now()))
+        leases = leases.filter(Q(holder=holder) | Q(holder=replacing) | Q(expires__lt=Now()))
     if leases.update(holder=holder, expires=expires):
         return True
     try:
@@ -181,6 +182,11 @@ def acquire_lease(shard: int, holder: str, ttl: float, force: bool = False) -> b
     except IntegrityError:
         return False
     return True
+
+
+def lease_holder(shard: int) -> str | None:
+    """Who holds the lease of ``shard`` (or last held it)."""
+    return ShardLease.objects.filter(shard=shard).values_list("holder", flat=True).first()
 
 
 def release_lease(shard: int, holder: str) -> None:

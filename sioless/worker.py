@@ -16,10 +16,12 @@ import asyncio
 import functools
 import inspect
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from socket import gethostname
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -37,6 +39,7 @@ from .reasons import DisconnectReason
 from .server import Server
 from .socket import Ack, Handshake, Socket
 from .store import in_store_thread
+from .writes import OrderedWrites
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +96,10 @@ class Worker:
         #: Inside the one server process of development: the shards are its own, and a session of
         #: any other process is a ghost of a process that stopped.
         self.embedded = embedded
-        self.name = f"worker-{secrets.token_hex(6)}"
+        #: Unique, and says where it runs: a worker of the same host takes over from a dead one at once.
+        self.name = f"worker-{gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self.sessions: dict[str, EngineSession] = {}
+        self.writes = OrderedWrites()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self._receiving: dict[int, asyncio.Future[Any]] = {}
@@ -116,6 +121,10 @@ class Worker:
             for job in jobs:
                 job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
+        if not await self.writes.caught_up(STOP_GRACE):
+            logger.error(
+                "sioless worker %s stops with %d state changes not written", self.name, len(self.writes.backlog)
+            )
         logger.info("sioless worker %s stopped", self.name)
 
     def stop(self) -> None:
@@ -123,35 +132,83 @@ class Worker:
         self._stopping.set()
 
     async def _serve(self, shard: int) -> None:
-        """Hold the shard's lease and serve it; wait as a standby while another worker does."""
+        """Hold the shard's lease and serve it; wait as a standby while another worker does.
+
+        An error of Redis or the database (while receiving, renewing the lease, reviving) ends
+        the serving, not the worker: it gives the shard up, says so, and serves again as soon as
+        it can reach both, backing off meanwhile. It takes no lease while it cannot reach Redis.
+        """
+        failures = 0
         while not self._stopping.is_set():
             try:
-                acquired = await self._take_lease(shard)
-            except Exception:
-                logger.exception("sioless worker %s cannot reach the database for shard %s", self.name, shard)
+                acquired = await self._reachable() and await self._take_lease(shard)
+            except Exception as exc:
+                logger.error("sioless worker %s cannot serve shard %s: %s", self.name, shard, exc)
                 acquired = False
             if not acquired:
-                await asyncio.sleep(LEASE_POLL)
+                await asyncio.sleep(min(LEASE_POLL * 2**failures, LEASE_TTL))
+                failures = min(failures + 1, 5)
                 continue
             try:
+                await self.writes.caught_up()  # the database must hold what this worker changed
                 await self._restore(shard)
                 logger.info("sioless worker %s serving shard %s", self.name, shard)
+                failures = 0
                 await _first_to_end(self._consume(shard), self._keep_lease(shard), self._sweep(shard))
+            except Exception:
+                logger.exception(
+                    "sioless worker %s stopped serving shard %s: it serves again once it can", self.name, shard
+                )
             finally:
-                await self._give_up(shard)
+                try:
+                    await self._give_up(shard)
+                except Exception as exc:
+                    logger.error("sioless worker %s could not give shard %s up cleanly: %s", self.name, shard, exc)
             if not self._stopping.is_set():
-                logger.warning("sioless worker %s lost the lease of shard %s", self.name, shard)
+                logger.warning("sioless worker %s no longer serves shard %s", self.name, shard)
+
+    async def _reachable(self) -> bool:
+        """Whether the channel layer answers (layers that cannot tell are taken at their word)."""
+        ping = getattr(self.layer, "ping", None)
+        if ping is not None:
+            await ping()
+        return True
 
     async def _take_lease(self, shard: int) -> bool:
-        """Take or renew the shard's lease; False while another worker holds it."""
-        return await in_store_thread(store.acquire_lease, shard, self.name, LEASE_TTL, self.embedded)
+        """Take or renew the shard's lease; False while another worker holds it. The lease of a
+        worker of this host whose process is gone is taken over at once, not after LEASE_TTL."""
+        if await in_store_thread(store.acquire_lease, shard, self.name, LEASE_TTL, self.embedded):
+            return True
+        holder = await in_store_thread(store.lease_holder, shard)
+        if holder is None or not _dead_here(holder):
+            return False
+        taken = await in_store_thread(store.acquire_lease, shard, self.name, LEASE_TTL, False, holder)
+        if taken:
+            logger.info(
+                "sioless worker %s took shard %s over from %s, a process of this host that is gone",
+                self.name,
+                shard,
+                holder,
+            )
+        return taken
 
     async def _keep_lease(self, shard: int) -> None:
-        """Renew the lease until a renewal fails (or the database cannot be reached)."""
-        renewed = True
-        while renewed:
+        """Renew the lease until another worker holds it. While the database cannot be reached,
+        serving goes on for as long as the last renewal lasts (less a renewal's interval, for
+        clocks): a short database outage pauses nothing; a longer one raises, and the shard is
+        given up until the database is back (no other worker can take it meanwhile)."""
+        valid_until = time.monotonic() + LEASE_TTL - LEASE_RENEW
+        while True:
             await asyncio.sleep(LEASE_RENEW)
-            renewed = await self._take_lease(shard)
+            try:
+                if not await self._take_lease(shard):
+                    return
+            except Exception as exc:
+                if time.monotonic() >= valid_until:
+                    raise
+                logger.error("sioless worker %s cannot renew the lease of shard %s: %s", self.name, shard, exc)
+                continue
+            valid_until = time.monotonic() + LEASE_TTL - LEASE_RENEW
 
     async def _consume(self, shard: int) -> None:
         """Handle the shard's messages in order until the worker stops."""
@@ -175,8 +232,12 @@ class Worker:
     async def _sweep(self, shard: int) -> None:
         """Close the connections that connected no namespace within ``CONNECT_TIMEOUT`` (as Node
         does, whatever they do with pings), and those whose binary packet is not complete
-        ``BINARY_TIMEOUT`` after it began."""
+        ``BINARY_TIMEOUT`` after it began; put the consumers back in their groups when Redis has
+        lost them (restarted empty, flushed, failed over to a replica that was behind)."""
         while True:
+            mark = getattr(self.layer, "mark", None)
+            if mark is not None and await mark(f"shard-{shard}"):
+                await self._rejoin_groups(shard)
             await asyncio.sleep(min(SWEEP_EVERY, conf.BINARY_TIMEOUT / 2, conf.CONNECT_TIMEOUT / 4))
             now = time.monotonic()
             for session in [s for s in self.sessions.values() if s.shard == shard]:
@@ -189,6 +250,17 @@ class Worker:
                 if session.partial is not None and session.partial_since < now - conf.BINARY_TIMEOUT:
                     logger.info("closing session %s: its binary packet was not completed in time", session.eio_sid)
                     await self.close_session(session, DisconnectReason.PARSE_ERROR, tell_client=True)
+
+    async def _rejoin_groups(self, shard: int) -> None:
+        """Add every consumer of the shard to its groups again: heartbeat, namespaces, rooms."""
+        sessions = [session for session in self.sessions.values() if session.shard == shard]
+        for session in sessions:
+            await self.layer.group_add(HEARTBEAT_GROUP, session.reply)
+            for socket in session.sockets.values():
+                for group in _groups_of(socket):
+                    await self.layer.group_add(group, session.reply)
+        if sessions:
+            logger.warning("sioless worker %s put %d sessions in their groups again", self.name, len(sessions))
 
     async def _restore(self, shard: int) -> None:
         """Revive a shard's sessions, sockets and rooms, sending nothing to clients."""
@@ -269,7 +341,7 @@ class Worker:
         shard = shard_of(message["eio"], conf.SHARDS)
         session = EngineSession(message["eio"], shard, message["reply"], handshake, _user(users, handshake.user_id))
         session.connect_deadline = time.monotonic() + conf.CONNECT_TIMEOUT
-        await _persist(store.save_session, session.eio_sid, shard, session.reply, handshake.to_record())
+        await self.writes.write(store.save_session, session.eio_sid, shard, session.reply, handshake.to_record())
         self.sessions[session.eio_sid] = session
 
     async def _reap(self, shard: int, sids: list[str]) -> None:
@@ -278,7 +350,7 @@ class Worker:
         for session in reaped:  # told all the same: a process taken for dead may only have been slow
             await self.close_session(session, DisconnectReason.TRANSPORT_CLOSE, tell_client=True)
             await self.layer.group_discard(HEARTBEAT_GROUP, session.reply)
-        await _persist(store.delete_sessions, sids)
+        await self.writes.write(store.delete_sessions, sids)
         logger.info("sioless worker %s reaped %d sessions of stopped server processes", self.name, len(sids))
 
     async def _take(self, session: EngineSession, message: dict[str, Any]) -> None:
@@ -403,14 +475,13 @@ class Worker:
             await self._connect_error(session, socket.namespace, refusal.message, refusal.data)
             return
         rooms = set(socket.rooms)
-        await _persist(
+        await self.writes.write(
             store.save_socket, session.eio_sid, socket.sid, socket.namespace, socket.auth, dict(socket.data), rooms
         )
         socket.connected = socket.persisted = True
         socket.data.dirty = False
         # Only now does the consumer take the socket's broadcasts: they follow CONNECT, as what it sent does.
-        groups = [namespace_group(socket.namespace), *(room_group(socket.namespace, room) for room in socket.rooms)]
-        await self._send(session.reply, {"type": messages.GROUPS, "add": groups, "discard": []})
+        await self._send(session.reply, {"type": messages.GROUPS, "add": _groups_of(socket), "discard": []})
         held, socket.held = socket.held or [], None
         connect = Packet(PacketType.CONNECT, socket.namespace, {"sid": socket.sid})
         await self.send_frames(session, [*socketio.encode(connect), *held])
@@ -470,7 +541,7 @@ class Worker:
         try:
             while socket.data.dirty and socket.persisted:
                 socket.data.dirty = False
-                await _persist(store.save_data, socket.sid, dict(socket.data))
+                await self.writes.write(store.save_data, socket.sid, dict(socket.data))
         finally:
             socket.saving = False
 
@@ -479,7 +550,7 @@ class Worker:
         if room_name(room) not in socket.rooms:
             socket.rooms.add(room)
             if socket.persisted:
-                await _persist(store.add_membership, socket.sid, socket.namespace, room)
+                await self.writes.write(store.add_membership, socket.sid, socket.namespace, room)
             await self._add_groups(socket, [room_group(socket.namespace, room)])
 
     async def leave(self, socket: Socket, room: str) -> None:
@@ -487,7 +558,7 @@ class Worker:
         if room in socket.rooms and room != socket.sid:
             socket.rooms.discard(room)
             if socket.persisted:
-                await _persist(store.remove_membership, socket.sid, socket.namespace, room)
+                await self.writes.write(store.remove_membership, socket.sid, socket.namespace, room)
             await self._discard_groups(socket, [room_group(socket.namespace, room)], tell_client=True)
 
     async def disconnect_socket(self, socket: Socket) -> None:
@@ -502,7 +573,7 @@ class Worker:
             return
         for socket in list(session.sockets.values()):
             await self._remove(socket, reason, tell_client=False)
-        await _persist(store.delete_session, session.eio_sid)
+        await self.writes.write(store.delete_session, session.eio_sid)
         if tell_client:
             await self._send(session.reply, {"type": messages.CLOSE, "reason": str(reason)})
 
@@ -513,9 +584,8 @@ class Worker:
         socket.abandon_acks("the socket disconnected")
         if socket.persisted:
             socket.persisted = False
-            await _persist(store.delete_socket, socket.sid)
-        groups = [namespace_group(socket.namespace), *(room_group(socket.namespace, r) for r in socket.rooms)]
-        await self._discard_groups(socket, groups, tell_client=tell_client)
+            await self.writes.write(store.delete_socket, socket.sid)
+        await self._discard_groups(socket, _groups_of(socket), tell_client=tell_client)
         logger.debug("socket %s of %s disconnected: %s", socket.sid, socket.namespace, reason)
         handler = socket.handlers.handler("disconnect")
         if was_connected and handler is not None:
@@ -595,12 +665,23 @@ def takes_ack(handler: Callable[..., Any]) -> bool:
     return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
 
 
-async def _persist(write: Callable[..., None], *args: Any) -> None:
-    """Run a state write in the store's thread; a failure is logged and the connection goes on."""
+def _groups_of(socket: Socket) -> list[str]:
+    """The channel-layer groups of a socket: its namespace's, and its rooms' (its own sid's too)."""
+    return [namespace_group(socket.namespace), *(room_group(socket.namespace, room) for room in socket.rooms)]
+
+
+def _dead_here(holder: str) -> bool:
+    """Whether a lease holder's name (see Worker.name) is that of a process of this host that is gone."""
+    parts = holder.removeprefix("worker-").rsplit("-", 2)
+    if len(parts) != 3 or parts[0] != gethostname() or not parts[1].isdigit():
+        return False
     try:
-        await in_store_thread(write, *args)
-    except Exception:
-        logger.exception("sioless could not %s: the database is behind the worker", write.__name__)
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 async def _first_to_end(*jobs: Any) -> None:

@@ -49,7 +49,7 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
         "HOST": "127.0.0.1",
-        "PORT": 5432,
+        "PORT": int(os.environ.get("SIOLESS_TEST_DB_PORT", "5432")),
         "USER": os.environ.get("SIOLESS_TEST_DB_USER", "postgres"),
         "NAME": os.environ.get("SIOLESS_TEST_DB_NAME", "test"),
         "TEST": {"NAME": os.environ.get("SIOLESS_TEST_DB_NAME", f"test_sioless_{os.getpid()}")},
@@ -58,12 +58,15 @@ DATABASES = {
     }
 }
 
+#: The machine's Redis; tests that break Redis start one of their own.
+REDIS_PORT = int(os.environ.get("SIOLESS_TEST_REDIS_PORT", "6379"))
+REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
 LAYER_PREFIX = os.environ.setdefault("SIOLESS_TEST_LAYER_PREFIX", f"siotest-{uuid.uuid4().hex[:10]}")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": os.environ.get("SIOLESS_TEST_LAYER_BACKEND", "sioless.layers.RedisChannelLayer"),
         "CONFIG": {
-            "hosts": [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None, "max_connections": 1000}],
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
             "prefix": LAYER_PREFIX,
             "capacity": 5_000,
             "group_expiry": int(os.environ.get("SIOLESS_TEST_GROUP_EXPIRY", "86400")),
@@ -76,7 +79,7 @@ Q_CLUSTER = {
     "workers": 2,
     "timeout": 150,
     "retry": 200,
-    "redis": {"host": "127.0.0.1", "port": 6379, "db": 0},
+    "redis": {"host": "127.0.0.1", "port": REDIS_PORT, "db": 0},
 }
 
 SIOLESS = {

@@ -1,0 +1,265 @@
+"""Redis and PostgreSQL faults: the service heals itself, with no process restarted by the test.
+
+The production topology (two daphne behind the balancer, a worker for both shards, a qcluster)
+runs on a Redis server and a PostgreSQL cluster of this module's own, on free ports, which the
+tests kill, flush and stop by PID: the machine's shared services are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+import pytest
+import redis
+import socketio
+
+from demo_project.production import free_port
+from tests.clients import Recorder
+from tests.conftest import Topology, wait_until
+from tests.processes import ROOT, Process, daphne, django_env, qcluster, round_robin_proxy, worker
+
+PING_INTERVAL = 2.0
+PING_TIMEOUT = 10.0
+#: How long clients go without a ping before they give up: any pause of the heartbeat shorter is invisible.
+CLIENT_PATIENCE = PING_INTERVAL + PING_TIMEOUT
+CLIENTS = 8
+ROOM = "faults"
+PG_BIN = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of the test's own, started and killed by PID."""
+
+    port: int = field(default_factory=free_port)
+    process: Process | None = None
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = Process(f"faults-redis-{self.port}", command, dict(os.environ))
+        self.process.wait_for_port(self.port)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill(signal.SIGKILL)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port)
+
+
+@dataclass
+class PostgresCluster:
+    """A PostgreSQL cluster of the test's own (initdb, pg_ctl), run as the postgres user."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+
+    def run(self, *command: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, timeout=60, capture_output=True)
+
+    def create(self) -> None:
+        self.directory.mkdir(parents=True)
+        subprocess.run(["chown", "postgres", str(self.directory)], check=True)
+        self.run(str(PG_BIN / "initdb"), "-D", str(self.directory / "data"), "-A", "trust", "-U", "postgres")
+        self.start()
+        self.run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "faults")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
+        log = str(self.directory / "server.log")
+        self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self) -> None:
+        self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+
+    def rows(self, statement: str) -> list[tuple[Any, ...]]:
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="faults") as db:
+            return db.execute(statement).fetchall()
+
+
+@dataclass
+class Faulty:
+    topology: Topology
+    redis: RedisServer
+    postgres: PostgresCluster
+
+
+@pytest.fixture(scope="module")
+def faulty() -> Iterator[Faulty]:
+    home = Path(tempfile.mkdtemp(prefix="sioless-faults-"))  # not pytest's: the postgres user must reach it
+    home.chmod(0o755)
+    redis_server = RedisServer()
+    postgres = PostgresCluster(home / "pg")
+    topology = Topology(urls=[])
+    try:
+        redis_server.start()
+        postgres.create()
+        env = django_env(
+            "tests.settings",
+            SIOLESS_TEST_DB_NAME="faults",
+            SIOLESS_TEST_DB_PORT=str(postgres.port),
+            SIOLESS_TEST_REDIS_PORT=str(redis_server.port),
+            SIOLESS_TEST_LAYER_PREFIX=f"siotest-faults-{uuid.uuid4().hex[:8]}",
+            SIOLESS_TEST_PING_INTERVAL=str(PING_INTERVAL),
+            SIOLESS_TEST_PING_TIMEOUT=str(PING_TIMEOUT),
+        )
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+        topology.env = env
+        topology.processes["worker"] = worker("faults-worker", env, 0, 1)
+        for name in ("faults-daphne-a", "faults-daphne-b"):
+            process, url = daphne(name, env)
+            topology.processes[name] = process
+            topology.urls.append(url)
+        topology.processes["proxy"], topology.balancer = round_robin_proxy("faults-proxy", *topology.urls)
+        topology.processes["qcluster"] = qcluster("faults-qcluster", env)
+        yield Faulty(topology, redis_server, postgres)
+    finally:
+        topology.stop()
+        with contextlib.suppress(Exception):
+            postgres.stop()
+        if redis_server.process is not None:
+            redis_server.process.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@dataclass
+class Crowd:
+    """Clients through the balancer (half WebSocket, half polling), all in one room, that reconnect
+    by themselves as stock clients do, and join the room again when they do."""
+
+    clients: list[socketio.AsyncClient]
+    news: list[Recorder]
+    disconnects: list[Any] = field(default_factory=list)
+
+    async def broadcast_reaches_all(self, payload: str, timeout: float = 2.0) -> bool:
+        """Whether a broadcast to the room reaches every client (each receives it once)."""
+        await self.clients[0].call("broadcast", (ROOM, payload), timeout=5)
+        try:
+            for recorder in self.news:
+                await recorder.next_where("news", lambda seen: seen == payload, timeout=timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def until_broadcasts_reach_all(self, bound: float) -> float:
+        """Seconds until broadcasts reach every client again; fails past ``bound``."""
+        started = time.monotonic()
+        attempt = 0
+        while time.monotonic() - started < bound:
+            attempt += 1
+            with contextlib.suppress(Exception):
+                if await self.broadcast_reaches_all(f"attempt {attempt}"):
+                    return time.monotonic() - started
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"broadcasts did not reach every client within {bound} s")
+
+
+@contextlib.asynccontextmanager
+async def crowd(topology: Topology) -> AsyncIterator[Crowd]:
+    clients = [socketio.AsyncClient(reconnection=True, reconnection_delay=0.5) for _ in range(CLIENTS)]
+    group = Crowd(clients, [Recorder(client, "news") for client in clients])
+    for client in clients:
+        client.on("disconnect", lambda *reason: group.disconnects.append(reason))
+        client.on("connect", lambda c=client: asyncio.ensure_future(c.emit("join", ROOM)))
+    try:
+        for n, client in enumerate(clients):
+            transports = ["websocket"] if n % 2 else ["polling"]
+            await client.connect(topology.balancer, transports=transports, wait_timeout=10)
+        await asyncio.sleep(0.5)  # the joins
+        assert await group.broadcast_reaches_all("before")
+        yield group
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.disconnect(), 5)
+
+
+def live_sessions(postgres: PostgresCluster) -> int:
+    return int(postgres.rows("SELECT count(*) FROM sioless_enginesession")[0][0])
+
+
+async def test_a_restarted_worker_takes_over_from_its_dead_predecessor_at_once(faulty: Faulty) -> None:
+    topology = faulty.topology
+    topology.processes["worker"].kill(signal.SIGKILL)
+    started = time.monotonic()
+    topology.processes["worker"] = worker("faults-worker-after-kill", topology.env, 0, 1)
+    assert time.monotonic() - started < 5.0  # not the lease's 10 s
+    assert "took shard 0 over" in topology.processes["worker"].log()
+
+
+async def test_a_flush_of_redis_drops_no_one_and_broadcasts_reach_the_room_again(faulty: Faulty) -> None:
+    async with crowd(faulty.topology) as group:
+        faulty.redis.client().flushall()
+        took = await group.until_broadcasts_reach_all(bound=15.0)
+        await asyncio.sleep(CLIENT_PATIENCE + PING_INTERVAL)  # pings go on: no client gives up
+        assert group.disconnects == []
+        assert await group.broadcast_reaches_all("after")
+    print(f"broadcasts reached the room again {took:.1f} s after FLUSHALL")
+
+
+async def test_a_database_outage_drops_no_one_and_loses_no_acknowledged_change(faulty: Faulty) -> None:
+    topology = faulty.topology
+    async with crowd(topology) as group:
+        faulty.postgres.stop()
+        stopped = time.monotonic()
+        for n, client in enumerate(group.clients):
+            await client.call("set_data", ("during outage", n), timeout=5)  # acknowledged
+        await asyncio.sleep(6.0 - (time.monotonic() - stopped))
+        faulty.postgres.start()
+        await asyncio.sleep(CLIENT_PATIENCE)
+        assert group.disconnects == []
+        assert await group.broadcast_reaches_all("after the outage")
+        topology.processes["worker"].stop()  # a worker revived from the database afterwards
+        topology.processes["worker"] = worker("faults-worker-after-outage", topology.env, 0, 1)
+        for n, client in enumerate(group.clients):
+            assert (await client.call("get_data", timeout=10))["during outage"] == n
+
+
+async def test_a_redis_restart_is_survived_without_restarting_anything(faulty: Faulty) -> None:
+    topology = faulty.topology
+    async with crowd(topology) as group:
+        faulty.redis.kill()
+        await asyncio.sleep(3.0)
+        faulty.redis.start()  # empty: no persistence
+        took = await group.until_broadcasts_reach_all(bound=60.0)
+        # Redis' death ended the connections (their consumers lost the channel layer): the clients
+        # reconnected by themselves, as stock clients do; some may still be at it
+        await wait_until(lambda: all("/" in client.namespaces for client in group.clients), 30)
+        for client in group.clients:
+            assert await client.call("echo", "back", timeout=10) == "back"
+        with contextlib.suppress(TimeoutError):
+            await wait_until(lambda: live_sessions(faulty.postgres) == CLIENTS, 3 * PING_INTERVAL + 10)
+        assert live_sessions(faulty.postgres) == CLIENTS  # no ghosts of the connections Redis' death ended
+    assert all(process.popen.poll() is None for process in topology.processes.values())
+    print(f"broadcasts reached every client again {took:.1f} s after Redis came back")
+
+
+async def test_the_balancer_skips_a_dead_backend_for_concurrent_requests(faulty: Faulty) -> None:
+    dead = free_port()
+    process, url = round_robin_proxy("faults-proxy-dead", f"http://127.0.0.1:{dead}", faulty.topology.urls[0])
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def handshake() -> int:
+                async with http.get(f"{url}/socket.io/?EIO=4&transport=polling") as response:
+                    return response.status
+
+            assert await asyncio.gather(*(handshake() for _ in range(20))) == [200] * 20
+    finally:
+        process.stop()
