@@ -3,7 +3,9 @@ Channels' in-memory layer without its sweep of every channel at every message.
 
 channels-redis sends a message in four round trips (drop expired messages, check the capacity,
 add, refresh the expiry), and receives one in four (restore the in-flight backup, pop, back it up,
-clear the backup). :class:`RedisChannelLayer` sends in one Lua script, and a server process takes
+clear the backup). With several Redis hosts it spreads a plain channel's messages over them in
+turn, so a worker would take them out of order: here every channel lives on the one host its
+name hashes to. :class:`RedisChannelLayer` sends in one Lua script, and a server process takes
 every message waiting for its consumers (up to ``RECEIVE_BATCH``) in one script too, keeping them
 in the in-flight backup until they are handed to the consumers, so a cancelled receive still
 loses nothing. Everything else, including the queued channels that let messages wait while a
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import time
 import uuid
 from typing import Any
@@ -84,10 +87,7 @@ class RedisChannelLayer(ChannelsRedisLayer):
         if "!" in channel:
             message = {**message, "__asgi_channel__": channel}
             channel_non_local_name = self.non_local_name(channel)
-            index = self.consistent_hash(channel)
-        else:
-            index = next(self._send_index_generator)
-        connection = self.connection(index)
+        connection = self.connection(self.consistent_hash(channel_non_local_name))
         key = self.prefix + channel_non_local_name
         arguments = [self.serialize(message), time.time(), int(self.expiry), self.get_capacity(channel)]
         if not await run_script(connection, SEND_SCRIPT, [key], *arguments):
@@ -95,8 +95,13 @@ class RedisChannelLayer(ChannelsRedisLayer):
 
     async def receive_single(self, channel: str) -> tuple[Any, dict[str, Any]]:
         """The next message of a server process's channel (``...!``), taking every waiting one
-        into the consumers' buffers at once; plain channels as channels-redis receives them."""
+        into the consumers' buffers at once; plain channels as channels-redis receives them, but
+        from the one host their name hashes to, as they are sent (channels-redis spreads a plain
+        channel's messages over its hosts in turn, which mixes up their order)."""
         if not channel.endswith("!"):
+            # channels-redis picks the host with next() before its first await: no other receive
+            # can come between
+            self._receive_index_generator = itertools.repeat(self.consistent_hash(channel))
             return await super().receive_single(channel)
         connection = self.connection(self.consistent_hash(channel))
         key = self.prefix + channel

@@ -58,15 +58,18 @@ DATABASES = {
     }
 }
 
-#: The machine's Redis; tests that break Redis start one of their own.
-REDIS_PORT = int(os.environ.get("SIOLESS_TEST_REDIS_PORT", "6379"))
-REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
+#: The machine's Redis; tests that break Redis start their own (several: the layer's hosts).
+REDIS_PORTS = [int(port) for port in os.environ.get("SIOLESS_TEST_REDIS_PORT", "6379").split(",")]
+REDIS_PORT = REDIS_PORTS[0]
 LAYER_PREFIX = os.environ.setdefault("SIOLESS_TEST_LAYER_PREFIX", f"siotest-{uuid.uuid4().hex[:10]}")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": os.environ.get("SIOLESS_TEST_LAYER_BACKEND", "sioless.layers.RedisChannelLayer"),
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
+            "hosts": [
+                {"address": f"redis://127.0.0.1:{port}/0", "socket_timeout": None, "max_connections": 1000}
+                for port in REDIS_PORTS
+            ],
             "prefix": LAYER_PREFIX,
             "capacity": 5_000,
             "group_expiry": int(os.environ.get("SIOLESS_TEST_GROUP_EXPIRY", "86400")),

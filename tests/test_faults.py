@@ -31,8 +31,8 @@ import socketio
 
 from demo_project.production import free_port
 from tests.clients import Recorder
-from tests.conftest import Topology, wait_until
-from tests.processes import ROOT, Process, daphne, django_env, qcluster, round_robin_proxy, worker
+from tests.conftest import Topology, topology_of_its_own, wait_until
+from tests.processes import ROOT, Process, daphne, django_env, qcluster, round_robin_proxy, run_node, worker
 
 PING_INTERVAL = 2.0
 PING_TIMEOUT = 10.0
@@ -263,3 +263,24 @@ async def test_the_balancer_skips_a_dead_backend_for_concurrent_requests(faulty:
             assert await asyncio.gather(*(handshake() for _ in range(20))) == [200] * 20
     finally:
         process.stop()
+
+
+async def test_several_redis_hosts_keep_every_connection_in_order(django_db_setup: None) -> None:
+    """The layer over two Redis hosts (channels-redis' consistent hashing): a worker channel lives
+    on one host, so a client's 1,000 events arrive once and in order, and broadcasts and polling
+    work across both daphne processes."""
+    servers = [RedisServer(), RedisServer()]
+    with contextlib.ExitStack() as stack:
+        for server in servers:
+            server.start()
+            stack.callback(server.process.stop)  # type: ignore[union-attr]
+        ports = ",".join(str(server.port) for server in servers)
+        settings = {"SIOLESS_TEST_REDIS_PORT": ports}
+        topology = stack.enter_context(topology_of_its_own("hosts", **settings))
+        for scenario, transports in (("order", "websocket"), ("rooms", "websocket"), ("basics", "default")):
+            urls = topology.urls[:2] if scenario == "rooms" else [topology.balancer]
+            seen = await asyncio.to_thread(run_node, scenario, *urls, transports=transports)
+            if scenario == "order":
+                assert seen == {"count": 1000, "in_order": True, "errors": []}
+        used = [server.client().dbsize() for server in servers]
+        assert all(keys > 0 for keys in used), used  # both hosts carry part of the load
