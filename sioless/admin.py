@@ -7,8 +7,9 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from .models import EngineSession, NamespaceSocket, RoomMembership
+from .models import EngineSession, NamespaceSocket, RoomMembership, ShardLease
 from .server import sio
 
 
@@ -53,3 +54,15 @@ class NamespaceSocketAdmin(ReadOnlyAdmin):
 class RoomMembershipAdmin(ReadOnlyAdmin):
     list_display = ["room", "namespace", "socket"]
     search_fields = ["room", "socket__sid", "socket__session__user_id"]
+
+
+@admin.register(ShardLease)
+class ShardLeaseAdmin(ReadOnlyAdmin):
+    """Which worker serves each shard: a shard whose lease has run out is served by no one (its
+    worker logs why: it cannot reach Redis or the database, or it stopped)."""
+
+    list_display = ["shard", "holder", "expires", "served"]
+
+    @admin.display(boolean=True, description="served now")
+    def served(self, lease: ShardLease) -> bool:
+        return lease.expires > timezone.now()

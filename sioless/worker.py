@@ -146,7 +146,7 @@ class Worker:
                 logger.error("sioless worker %s cannot serve shard %s: %s", self.name, shard, exc)
                 acquired = False
             if not acquired:
-                await asyncio.sleep(min(LEASE_POLL * 2**failures, LEASE_TTL))
+                await asyncio.sleep(min(LEASE_POLL * 2**failures, LEASE_RENEW))
                 failures = min(failures + 1, 5)
                 continue
             try:

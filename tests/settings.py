@@ -62,14 +62,18 @@ DATABASES = {
 REDIS_PORTS = [int(port) for port in os.environ.get("SIOLESS_TEST_REDIS_PORT", "6379").split(",")]
 REDIS_PORT = REDIS_PORTS[0]
 LAYER_PREFIX = os.environ.setdefault("SIOLESS_TEST_LAYER_PREFIX", f"siotest-{uuid.uuid4().hex[:10]}")
+#: "host:port" of a Redis Sentinel watching the master "sioless": the layer asks it where Redis is.
+SENTINEL = os.environ.get("SIOLESS_TEST_REDIS_SENTINEL")
+REDIS_HOSTS: list[dict[str, object]] = (
+    [{"sentinels": [(SENTINEL.split(":")[0], int(SENTINEL.split(":")[1]))], "master_name": "sioless"}]
+    if SENTINEL
+    else [{"address": f"redis://127.0.0.1:{port}/0"} for port in REDIS_PORTS]
+)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": os.environ.get("SIOLESS_TEST_LAYER_BACKEND", "sioless.layers.RedisChannelLayer"),
         "CONFIG": {
-            "hosts": [
-                {"address": f"redis://127.0.0.1:{port}/0", "socket_timeout": None, "max_connections": 1000}
-                for port in REDIS_PORTS
-            ],
+            "hosts": [{**host, "socket_timeout": None, "max_connections": 1000} for host in REDIS_HOSTS],
             "prefix": LAYER_PREFIX,
             "capacity": 5_000,
             "group_expiry": int(os.environ.get("SIOLESS_TEST_GROUP_EXPIRY", "86400")),
@@ -84,6 +88,9 @@ Q_CLUSTER = {
     "retry": 200,
     "redis": {"host": "127.0.0.1", "port": REDIS_PORT, "db": 0},
 }
+if SENTINEL:  # the broker must survive the failover too: the database
+    Q_CLUSTER = {**Q_CLUSTER, "orm": "default"}
+    del Q_CLUSTER["redis"]
 
 SIOLESS = {
     "SHARDS": 2,

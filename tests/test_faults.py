@@ -35,7 +35,9 @@ from tests.conftest import Topology, topology_of_its_own, wait_until
 from tests.processes import ROOT, Process, daphne, django_env, qcluster, round_robin_proxy, run_node, worker
 
 PING_INTERVAL = 2.0
-PING_TIMEOUT = 10.0
+PING_TIMEOUT = 15.0
+#: How long the database is away: longer than a worker's lease (8 s), shorter than clients' patience.
+DATABASE_OUTAGE = 10.0
 #: How long clients go without a ping before they give up: any pause of the heartbeat shorter is invisible.
 CLIENT_PATIENCE = PING_INTERVAL + PING_TIMEOUT
 CLIENTS = 8
@@ -49,9 +51,12 @@ class RedisServer:
 
     port: int = field(default_factory=free_port)
     process: Process | None = None
+    #: More arguments of redis-server (``--replicaof``, or a Sentinel's configuration file and ``--sentinel``).
+    options: list[str] = field(default_factory=list)
 
     def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        command = ["redis-server", *self.options, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no"] if "--sentinel" not in self.options else []
         self.process = Process(f"faults-redis-{self.port}", command, dict(os.environ))
         self.process.wait_for_port(self.port)
 
@@ -220,7 +225,7 @@ async def test_a_database_outage_drops_no_one_and_loses_no_acknowledged_change(f
         stopped = time.monotonic()
         for n, client in enumerate(group.clients):
             await client.call("set_data", ("during outage", n), timeout=5)  # acknowledged
-        await asyncio.sleep(6.0 - (time.monotonic() - stopped))
+        await asyncio.sleep(DATABASE_OUTAGE - (time.monotonic() - stopped))
         faulty.postgres.start()
         await asyncio.sleep(CLIENT_PATIENCE)
         assert group.disconnects == []
@@ -284,3 +289,53 @@ async def test_several_redis_hosts_keep_every_connection_in_order(django_db_setu
                 assert seen == {"count": 1000, "in_order": True, "errors": []}
         used = [server.client().dbsize() for server in servers]
         assert all(keys > 0 for keys in used), used  # both hosts carry part of the load
+
+
+@pytest.mark.django_db
+def test_the_admin_tells_which_shards_are_served(admin_client: Any) -> None:
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from sioless.models import ShardLease
+
+    ShardLease.objects.create(shard=0, holder="worker-serving", expires=timezone.now() + timedelta(seconds=10))
+    ShardLease.objects.create(shard=1, holder="worker-away", expires=timezone.now() - timedelta(seconds=10))
+    page = admin_client.get(reverse("admin:sioless_shardlease_changelist")).content.decode()
+    assert "worker-serving" in page and "worker-away" in page
+    assert page.count("icon-yes") == 1 and page.count("icon-no") == 1
+
+
+async def test_a_sentinel_failover_is_survived_like_a_restart(django_db_setup: None) -> None:
+    """Redis under Sentinel: the master killed, the replica promoted; the layer finds the new master
+    through Sentinel, and the service comes back by itself."""
+    master = RedisServer()
+    replica = RedisServer(options=["--replicaof", "127.0.0.1", str(master.port)])
+    home = Path(tempfile.mkdtemp(prefix="sioless-sentinel-"))
+    configuration = home / "sentinel.conf"
+    configuration.write_text(
+        f"sentinel monitor sioless 127.0.0.1 {master.port} 1\n"
+        "sentinel down-after-milliseconds sioless 1000\n"
+        "sentinel failover-timeout sioless 5000\n"
+    )
+    sentinel = RedisServer(options=[str(configuration), "--sentinel"])
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, home, ignore_errors=True)
+        for server in (master, replica, sentinel):
+            server.start()
+            stack.callback(server.process.stop)  # type: ignore[union-attr]
+        settings = {
+            "SIOLESS_TEST_REDIS_SENTINEL": f"127.0.0.1:{sentinel.port}",
+            "SIOLESS_TEST_PING_INTERVAL": str(PING_INTERVAL),
+            "SIOLESS_TEST_PING_TIMEOUT": str(PING_TIMEOUT),
+        }
+        topology = stack.enter_context(topology_of_its_own("sentinel", **settings))
+        async with crowd(topology) as group:
+            master.kill()
+            took = await group.until_broadcasts_reach_all(bound=60.0)
+            await wait_until(lambda: all("/" in client.namespaces for client in group.clients), 30)
+            for client in group.clients:
+                assert await client.call("echo", "after the failover", timeout=10) == "after the failover"
+        assert replica.client().info("replication")["role"] == "master"
+    print(f"broadcasts reached every client again {took:.1f} s after the master was killed")
