@@ -145,21 +145,23 @@ def faulty() -> Iterator[Faulty]:
 
 @dataclass
 class Crowd:
-    """Clients through the balancer (half WebSocket, half polling), all in one room, that reconnect
-    by themselves as stock clients do, and join the room again when they do."""
+    """Clients through the balancer (half WebSocket, half polling), all in one room but the last,
+    the outsider; they reconnect by themselves as stock clients do, and join the room again."""
 
     clients: list[socketio.AsyncClient]
     news: list[Recorder]
     disconnects: list[Any] = field(default_factory=list)
 
     async def broadcast_reaches_all(self, payload: str, timeout: float = 2.0) -> bool:
-        """Whether a broadcast to the room reaches every client (each receives it once)."""
+        """Whether a broadcast to the room reaches exactly its members (each once), not the outsider."""
+        *members, outsider = self.news
         await self.clients[0].call("broadcast", (ROOM, payload), timeout=5)
         try:
-            for recorder in self.news:
+            for recorder in members:
                 await recorder.next_where("news", lambda seen: seen == payload, timeout=timeout)
         except TimeoutError:
             return False
+        assert outsider.empty("news"), "a broadcast reached a client outside the room"
         return True
 
     async def until_broadcasts_reach_all(self, bound: float) -> float:
@@ -181,6 +183,7 @@ async def crowd(topology: Topology) -> AsyncIterator[Crowd]:
     group = Crowd(clients, [Recorder(client, "news") for client in clients])
     for client in clients:
         client.on("disconnect", lambda *reason: group.disconnects.append(reason))
+    for client in clients[:-1]:
         client.on("connect", lambda c=client: asyncio.ensure_future(c.emit("join", ROOM)))
     try:
         for n, client in enumerate(clients):
