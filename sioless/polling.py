@@ -21,6 +21,7 @@ from . import messages
 from .conf import conf
 from .consumers import (
     MESSAGE_TOO_BIG,
+    POLICY_VIOLATION,
     PROTOCOL_ERROR,
     EngineConsumer,
     LeanConsumer,
@@ -432,8 +433,11 @@ class UpgradeConsumer(LeanConsumer):
         if self.upgraded:
             if payload_size(frame) > conf.MAX_PAYLOAD:
                 await self.end(DisconnectReason.TRANSPORT_ERROR, MESSAGE_TOO_BIG)
-            else:
+                return
+            try:
                 await self.channel_layer.send(self.session, {"type": messages.POST, "sid": self.sid, "frames": [frame]})
+            except ChannelFull:  # the session's process is overwhelmed: this client waits no longer
+                await self.end(DisconnectReason.TRANSPORT_ERROR, POLICY_VIOLATION)
         elif frame == "2probe":
             await self.send({"type": "websocket.send", "text": "3probe"})
             await self.channel_layer.send(self.session, {"type": messages.PROBE, "sid": self.sid})
@@ -448,10 +452,14 @@ class UpgradeConsumer(LeanConsumer):
             await self.send({"type": "websocket.close", "code": PROTOCOL_ERROR})
 
     async def end(self, reason: DisconnectReason, code: int) -> None:
-        """Close the WebSocket, and the session with it."""
+        """Close the WebSocket, and the session with it (or, if its channel is full, when the
+        WebSocket's disconnect tells it)."""
         assert self.session is not None
-        await self.channel_layer.send(self.session, {"type": messages.POST, "sid": self.sid, "error": reason.value})
-        self.session = None
+        try:
+            await self.channel_layer.send(self.session, {"type": messages.POST, "sid": self.sid, "error": reason.value})
+            self.session = None
+        except ChannelFull:
+            logger.warning("session %s: its channel is full; it hears of the close when the WebSocket goes", self.sid)
         await self.send({"type": "websocket.close", "code": code})
 
     async def sioless_relay_frames(self, message: dict[str, Any]) -> None:
@@ -467,5 +475,8 @@ class UpgradeConsumer(LeanConsumer):
         self.stop_timer()
         if self.probed is not None and (self.session is not None or not self.upgraded):
             gone = {"type": messages.RELAY_GONE, "sid": self.sid, "relay": self.channel_name}
-            await self.channel_layer.send(self.probed, gone)
+            try:
+                await self.channel_layer.send(self.probed, gone)
+            except ChannelFull:
+                logger.warning("session %s: its channel is full; the heartbeat ends it", self.sid)
         raise StopConsumer
