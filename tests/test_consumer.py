@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,6 +38,18 @@ async def engine() -> AsyncIterator[tuple[WebsocketCommunicator, dict[str, Any]]
     assert first[0] == "0"
     yield communicator, json.loads(first[1:])
     await communicator.disconnect()
+
+
+@contextlib.asynccontextmanager
+async def opened_engine() -> AsyncIterator[WebsocketCommunicator]:
+    """A consumer connected with the settings of the test, its OPEN packet taken."""
+    communicator = WebsocketCommunicator(EngineConsumer.as_asgi(), "/socket.io/?EIO=4&transport=websocket")
+    assert (await communicator.connect())[0]
+    await communicator.receive_from()
+    try:
+        yield communicator
+    finally:
+        await communicator.disconnect()
 
 
 async def to_worker() -> dict[str, Any]:
@@ -192,10 +205,7 @@ async def test_a_consumer_that_crashes_still_tells_its_worker() -> None:
 
 async def test_frames_carry_their_sequence_and_the_window_waits_for_the_worker(settings: Settings) -> None:
     settings.SIOLESS = {**settings.SIOLESS, "MAX_IN_FLIGHT": 2}
-    communicator = WebsocketCommunicator(EngineConsumer.as_asgi(), "/socket.io/?EIO=4&transport=websocket")
-    assert (await communicator.connect())[0]
-    try:
-        await communicator.receive_from()
+    async with opened_engine() as communicator:
         opened = await to_worker()
         for n in range(4):
             await communicator.send_to(text_data=f'42["e",{n}]')
@@ -204,16 +214,11 @@ async def test_frames_carry_their_sequence_and_the_window_waits_for_the_worker(s
             await asyncio.wait_for(to_worker(), 0.2)
         await get_channel_layer().send(opened["reply"], {"type": messages.FRAMES, "frames": [], "handled": 2})
         assert [(await to_worker())["frame"] for _ in range(2)] == ['2["e",2]', '2["e",3]']
-    finally:
-        await communicator.disconnect()
 
 
 async def test_a_tick_within_half_a_ping_interval_of_open_is_skipped(settings: Settings) -> None:
     settings.SIOLESS = {**settings.SIOLESS, "PING_INTERVAL": 1.0}
-    communicator = WebsocketCommunicator(EngineConsumer.as_asgi(), "/socket.io/?EIO=4&transport=websocket")
-    assert (await communicator.connect())[0]
-    try:
-        await communicator.receive_from()
+    async with opened_engine() as communicator:
         layer = get_channel_layer()
         tick_message = {"type": messages.PING, "tick": 3001, "reporter": await layer.new_channel()}
         await layer.group_send(HEARTBEAT_GROUP, tick_message)
@@ -221,5 +226,3 @@ async def test_a_tick_within_half_a_ping_interval_of_open_is_skipped(settings: S
         await asyncio.sleep(0.3)
         await layer.group_send(HEARTBEAT_GROUP, {**tick_message, "tick": 3002})
         assert await communicator.receive_from() == "2"
-    finally:
-        await communicator.disconnect()
