@@ -3,13 +3,19 @@ Channels' in-memory layer without its sweep of every channel at every message.
 
 channels-redis sends a message in four round trips (drop expired messages, check the capacity,
 add, refresh the expiry), and receives one in four (restore the in-flight backup, pop, back it up,
-clear the backup). With several Redis hosts it spreads a plain channel's messages over them in
-turn, so a worker would take them out of order: here every channel lives on the one host its
-name hashes to. :class:`RedisChannelLayer` sends in one Lua script, and a server process takes
+clear the backup). :class:`RedisChannelLayer` sends in one Lua script, and a server process takes
 every message waiting for its consumers (up to ``RECEIVE_BATCH``) in one script too, keeping them
 in the in-flight backup until they are handed to the consumers, so a cancelled receive still
-loses nothing. Everything else, including the queued channels that let messages wait while a
-worker restarts, is channels-redis' own; plain channels (the workers') are received as there.
+loses nothing.
+
+A worker's channel (``sioless.worker.N``) is durable: :meth:`RedisChannelLayer.take` takes a
+message in one script and keeps it in flight in Redis until the worker acknowledges it, and a
+worker that starts puts back what a dead one had taken (:mod:`sioless.receipts`).
+
+With several Redis hosts, channels-redis spreads a plain channel's messages over them in turn (so
+a worker would take them out of order), and hashes a process channel's full name to send but its
+process part to receive: here every channel lives on the one host its process part hashes to.
+Everything else, groups included, is channels-redis' own.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from channels.layers import InMemoryChannelLayer as ChannelsInMemoryLayer
 from channels_redis.core import RedisChannelLayer as ChannelsRedisLayer
 from redis.exceptions import NoScriptError
 
-#: KEYS[1] the channel's key; ARGV: the message, now, the expiry, the capacity.
+#: KEYS: the channel's key, its wake-up list (a durable channel's; else unused); ARGV: the message,
+#: now, the expiry, the capacity, whether the channel is durable.
 SEND_SCRIPT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, math.floor(tonumber(ARGV[2])) - tonumber(ARGV[3]))
 if redis.call('ZCOUNT', KEYS[1], '-inf', '+inf') >= tonumber(ARGV[4]) then
@@ -34,8 +41,40 @@ if redis.call('ZCOUNT', KEYS[1], '-inf', '+inf') >= tonumber(ARGV[4]) then
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+if ARGV[5] == '1' then
+    redis.call('RPUSH', KEYS[2], 1)
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
 return 1
 """
+#: KEYS: a durable channel, its in-flight set, its wake-up list; ARGV: the expiry. Moves the first
+#: message into the in-flight set, where it stays until acknowledged; none: clears the wake-ups.
+TAKE_SCRIPT = """
+local taken = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #taken == 0 then
+    redis.call('DEL', KEYS[3])
+    return taken
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, 0)
+redis.call('ZADD', KEYS[2], taken[2], taken[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return taken
+"""
+#: KEYS: a durable channel, its in-flight set; ARGV: the expiry. Puts every message taken and not
+#: acknowledged back where it was (its score is when it was sent: ahead of the later ones).
+RESTORE_SCRIPT = """
+local taken = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #taken, 2 do
+    redis.call('ZADD', KEYS[1], taken[i + 1], taken[i])
+end
+redis.call('DEL', KEYS[2])
+if #taken > 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return #taken / 2
+"""
+#: Channels whose receiver acknowledges each message once it is in hand (sioless' worker channels).
+DURABLE_PREFIX = "sioless.worker."
 #: KEYS: the channel, its in-flight backup, the backup's batch token; ARGV: the batch size, the token
 #: of the last batch handed over, a token for this batch, the expiry. The backup is cleared if it
 #: holds the batch handed over, else put back into the channel (its receive was cancelled).
@@ -60,7 +99,8 @@ return batch
 """
 #: Most messages a server process takes from Redis in one round trip.
 RECEIVE_BATCH = 100
-SCRIPT_SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (SEND_SCRIPT, RECEIVE_SCRIPT)}
+SCRIPTS = (SEND_SCRIPT, RECEIVE_SCRIPT, TAKE_SCRIPT, RESTORE_SCRIPT)
+SCRIPT_SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in SCRIPTS}
 
 
 async def run_script(connection: Any, script: str, keys: list[str], *arguments: Any) -> Any:
@@ -89,9 +129,38 @@ class RedisChannelLayer(ChannelsRedisLayer):
             channel_non_local_name = self.non_local_name(channel)
         connection = self.connection(self.consistent_hash(channel_non_local_name))
         key = self.prefix + channel_non_local_name
-        arguments = [self.serialize(message), time.time(), int(self.expiry), self.get_capacity(channel)]
-        if not await run_script(connection, SEND_SCRIPT, [key], *arguments):
+        durable = channel.startswith(DURABLE_PREFIX)
+        arguments = [self.serialize(message), time.time(), int(self.expiry), self.get_capacity(channel), int(durable)]
+        if not await run_script(connection, SEND_SCRIPT, [key, f"{key}$wake"], *arguments):
             raise ChannelFull()
+
+    async def take(self, channel: str) -> tuple[dict[str, Any], bytes]:
+        """The next message of a durable channel, and its receipt: the message stays in flight in
+        Redis until :meth:`acknowledge` gets the receipt, so a receiver that dies with it in hand
+        loses nothing (:meth:`restore` puts it back). Waits for one."""
+        assert channel.startswith(DURABLE_PREFIX), "not a durable channel"
+        connection = self.connection(self.consistent_hash(channel))
+        key = self.prefix + channel
+        keys = [key, f"{key}$taken", f"{key}$wake"]
+        while True:
+            taken = await run_script(connection, TAKE_SCRIPT, keys, int(self.expiry))
+            if taken:
+                return self.deserialize(taken[0]), taken[0]
+            await connection.blpop([keys[2]], timeout=self.brpop_timeout)
+
+    async def acknowledge(self, channel: str, receipts: list[bytes]) -> None:
+        """The messages of these receipts are in hand for good: they will not be restored."""
+        key = self.prefix + channel
+        await self.connection(self.consistent_hash(channel)).zrem(f"{key}$taken", *receipts)
+
+    async def restore(self, channel: str) -> int:
+        """Put back the messages of a durable channel taken and not acknowledged (their receiver
+        died); how many."""
+        key = self.prefix + channel
+        keys = [key, f"{key}$taken"]
+        return int(
+            await run_script(self.connection(self.consistent_hash(channel)), RESTORE_SCRIPT, keys, int(self.expiry))
+        )
 
     async def receive_single(self, channel: str) -> tuple[Any, dict[str, Any]]:
         """The next message of a server process's channel (``...!``), taking every waiting one

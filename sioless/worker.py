@@ -13,6 +13,7 @@ floods delays the others' handlers by at most that many of its own.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import logging
@@ -36,6 +37,7 @@ from .namespaces import CATCH_ALL, LIFECYCLE_EVENTS, Namespace
 from .protocol import socketio
 from .protocol.socketio import Packet, PacketType
 from .reasons import DisconnectReason
+from .receipts import Receipts
 from .server import Server
 from .socket import Ack, Handshake, Socket
 from .store import in_store_thread
@@ -100,6 +102,8 @@ class Worker:
         self.name = f"worker-{gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self.sessions: dict[str, EngineSession] = {}
         self.writes = OrderedWrites()
+        #: Per shard served: the receipts of the messages taken from its durable channel.
+        self._receipts: dict[int, Receipts] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self._receiving: dict[int, asyncio.Future[Any]] = {}
@@ -211,21 +215,33 @@ class Worker:
             valid_until = time.monotonic() + LEASE_TTL - LEASE_RENEW
 
     async def _consume(self, shard: int) -> None:
-        """Handle the shard's messages in order until the worker stops."""
+        """Handle the shard's messages in order until the worker stops. From a durable channel
+        (sioless' Redis layer) a message stays in flight in Redis until its handler has started:
+        what a dead worker had taken and not started is put back first."""
         channel = worker_channel(shard)
+        durable = hasattr(self.layer, "take")
+        receipts = None
+        if durable:
+            receipts = self._receipts[shard] = Receipts(self.layer, channel)
+            if restored := await self.layer.restore(channel):
+                logger.warning("sioless worker %s put back %d messages taken but not started", self.name, restored)
         while not self._stopping.is_set():
-            receiving = asyncio.ensure_future(self.layer.receive(channel))
+            receiving = asyncio.ensure_future(self.layer.take(channel) if durable else self.layer.receive(channel))
             self._receiving[shard] = receiving
             try:
-                message = await receiving
+                received = await receiving
             except asyncio.CancelledError:
                 if receiving.cancelled() and self._stopping.is_set():
                     return  # stopped while waiting: a message being received stays queued
                 raise
             finally:
                 del self._receiving[shard]
+            message, on_start = received, (lambda: None)
+            if receipts is not None:
+                message, receipt = received
+                on_start = receipts.on_start(receipt)
             try:
-                await self.handle(message)
+                await self.handle(message, on_start)
             except Exception:
                 logger.exception("sioless worker failed on a %s message", message.get("type"))
 
@@ -297,7 +313,8 @@ class Worker:
             await self._reap(shard, ghosts)
 
     async def _give_up(self, shard: int) -> None:
-        """Stop serving a shard: its calls fail, handlers get a moment, the lease goes."""
+        """Stop serving a shard: its calls fail, handlers get a moment, what they started is
+        acknowledged, the lease goes."""
         shard_sessions = [session for session in self.sessions.values() if session.shard == shard]
         for session in shard_sessions:
             for socket in session.sockets.values():
@@ -306,12 +323,24 @@ class Worker:
             await asyncio.wait(list(self._tasks), timeout=STOP_GRACE)
         for session in shard_sessions:
             self.sessions.pop(session.eio_sid, None)
+        if (receipts := self._receipts.pop(shard, None)) is not None:
+            await receipts.settle()
         await in_store_thread(store.release_lease, shard, self.name)
 
     # Messages from consumers ----------------------------------------------------
 
-    async def handle(self, message: dict[str, Any]) -> None:
-        """Take one message from a consumer."""
+    async def handle(self, message: dict[str, Any], on_start: Callable[[], None] = lambda: None) -> None:
+        """Take one message from a consumer; ``on_start`` is called once it is in hand for good
+        (the handler of a frame started; any other message handled)."""
+        if message["type"] == messages.FRAME and (session := self.sessions.get(message["eio"])) is not None:
+            await self._take(session, message, on_start)
+            return
+        try:
+            await self._handle_other(message)
+        finally:
+            on_start()
+
+    async def _handle_other(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == messages.OPEN:
             await self._open(message)
@@ -325,8 +354,6 @@ class Worker:
                 logger.info("closing unknown session %s", message["eio"])
                 reason = str(DisconnectReason.TRANSPORT_ERROR)
                 await self._send(message["reply"], {"type": messages.CLOSE, "reason": reason})
-        elif kind == messages.FRAME:
-            await self._take(session, message)
         elif kind == messages.SYNC:
             session.taken = max(session.taken, message["sent"])
             await self._credit(session)
@@ -353,8 +380,9 @@ class Worker:
         await self.writes.write(store.delete_sessions, sids)
         logger.info("sioless worker %s reaped %d sessions of stopped server processes", self.name, len(sids))
 
-    async def _take(self, session: EngineSession, message: dict[str, Any]) -> None:
-        """Take one client frame; it counts as handled once its handler (if any) has returned."""
+    async def _take(self, session: EngineSession, message: dict[str, Any], on_start: Callable[[], None]) -> None:
+        """Take one client frame; it counts as handled once its handler (if any) has returned.
+        ``on_start`` is called when its handler starts (at once when it has none)."""
         session.taken = message.get("seq", session.taken + 1)
         session.pending += 1
         job = None
@@ -366,14 +394,19 @@ class Worker:
             logger.info("closing session %s: %s", session.eio_sid, exc)
             await self.close_session(session, DisconnectReason.PARSE_ERROR, tell_client=True)
         if job is None:
+            on_start()
             await self._handled(session)
         else:
-            self._spawn(self._then_handled(job, session))
+            self._spawn(self._then_handled(job, session, on_start))
 
-    async def _then_handled(self, job: Coroutine[Any, Any, None], session: EngineSession) -> None:
+    async def _then_handled(
+        self, job: Coroutine[Any, Any, None], session: EngineSession, on_start: Callable[[], None]
+    ) -> None:
+        _on_handler_start.set(on_start)  # this task's own context: _call calls it as the handler starts
         try:
             await job
         finally:
+            on_start()  # a job that ran no handler (a connect without a handler)
             await self._handled(session)
 
     async def _handled(self, session: EngineSession) -> None:
@@ -649,10 +682,29 @@ class Worker:
 
 
 async def _call(handler: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Await an async handler; run a sync one in Django's thread, with fresh DB connections."""
+    """Await an async handler; run a sync one in Django's thread, with fresh DB connections. The
+    task's ``_on_handler_start`` hook, if any, is called as the handler starts (a sync handler
+    may first wait for the thread behind others)."""
+    started = _on_handler_start.get()
     if inspect.iscoroutinefunction(handler):
+        if started is not None:
+            started()
         return await handler(*args, **kwargs)
-    return await database_sync_to_async(handler)(*args, **kwargs)
+    if started is None:
+        return await database_sync_to_async(handler)(*args, **kwargs)
+    loop = asyncio.get_running_loop()
+
+    def start_then_run() -> Any:
+        loop.call_soon_threadsafe(started)
+        return handler(*args, **kwargs)
+
+    return await database_sync_to_async(start_then_run)()
+
+
+#: Called as the handler of the message a task handles starts: its receipt is acknowledged then.
+_on_handler_start: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "sioless_on_handler_start", default=None
+)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -188,3 +188,14 @@ sio.register_namespace(Custom("/custom"))
 @sio.on("where", namespace=re.compile(r"/dyn-\d+"))
 async def where(socket: Socket) -> str:
     return socket.namespace
+
+
+@sio.on("record_slow")
+def record_slow(socket: Socket, n: int) -> None:
+    """A sync handler that takes a while: events queue behind it in the worker."""
+    import time
+
+    from tests.app.models import Handled
+
+    time.sleep(0.05)
+    Handled.objects.create(sid=socket.sid, n=n)

@@ -211,6 +211,31 @@ async def test_a_restarted_worker_takes_over_from_its_dead_predecessor_at_once(f
     assert "took shard 0 over" in topology.processes["worker"].log()
 
 
+async def test_a_killed_worker_loses_no_event_whose_handler_had_not_started(faulty: Faulty) -> None:
+    """Events queue in the worker behind a slow sync handler; kill -9 takes them down with it. The
+    next worker puts back what its predecessor had taken and not started: every event is handled."""
+    topology = faulty.topology
+    async with contextlib.AsyncExitStack() as stack:
+        client = socketio.AsyncClient(reconnection=False)
+        await client.connect(topology.urls[0], transports=["websocket"], wait_timeout=10)
+        stack.push_async_callback(client.disconnect)
+        sid = client.get_sid()
+        for n in range(30):
+            await client.emit("record_slow", n)
+        await asyncio.sleep(0.4)  # a few handled, the others waiting for Django's thread
+        topology.processes["worker"].kill(signal.SIGKILL)
+        assert len(handled(faulty.postgres, sid)) < 30
+        topology.processes["worker"] = worker("faults-worker-after-kill-9", topology.env, 0, 1)
+        with contextlib.suppress(TimeoutError):
+            await wait_until(lambda: set(handled(faulty.postgres, sid)) == set(range(30)), 20)
+        assert set(handled(faulty.postgres, sid)) == set(range(30))
+        assert "put back" in topology.processes["worker"].log()
+
+
+def handled(postgres: PostgresCluster, sid: str) -> list[int]:
+    return [row[0] for row in postgres.rows(f"SELECT n FROM testapp_handled WHERE sid = '{sid}'")]
+
+
 async def test_a_flush_of_redis_drops_no_one_and_broadcasts_reach_the_room_again(faulty: Faulty) -> None:
     async with crowd(faulty.topology) as group:
         faulty.redis.client().flushall()
