@@ -126,17 +126,23 @@ class Outbox:
         self.pumping = True
         try:
             while self.queue:
-                queued, cost = self.queue[0]
-                if cost and self.in_flight >= conf.MAX_IN_FLIGHT:
+                if self.queue[0][1] and self.in_flight >= conf.MAX_IN_FLIGHT:
                     return  # the worker's next report of handled frames pumps again
+                # off the queue while it is sent: a resync may put its message first meanwhile
+                queued, cost = self.queue.popleft()
                 message = {**queued, **self.stamp}
                 if cost:
                     message["seq"] = self.sent + 1
                 elif queued["type"] == messages.SYNC:
                     message["sent"] = self.sent
-                if not await self.send(message):
+                try:
+                    sent = await self.send(message)
+                except BaseException:  # cancelled mid-send (a drain at shutdown): keep it for the next try
+                    self.queue.appendleft((queued, cost))
+                    raise
+                if not sent:
+                    self.queue.appendleft((queued, cost))
                     return
-                self.queue.popleft()
                 if cost:
                     self.sent += 1
                     self.buffered -= cost
