@@ -12,6 +12,8 @@ import re
 import zlib
 from typing import Any
 
+from .conf import conf
+
 HEARTBEAT_GROUP = "sioless.heartbeat"
 #: What a socket's sid looks like (``secrets.token_urlsafe(15)``): a room name that could be one.
 SID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -45,8 +47,6 @@ def namespace_group(namespace: str) -> str:
 
 def room_name(room: Any) -> str:
     """``room``, checked: a string of at most ``MAX_NAME_LENGTH`` characters (any characters)."""
-    from .conf import conf
-
     if not isinstance(room, str):
         raise TypeError(f"room names are strings, not {type(room).__name__}")
     if len(room) > conf.MAX_NAME_LENGTH:
