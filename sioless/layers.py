@@ -30,6 +30,7 @@ from typing import Any
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer as ChannelsInMemoryLayer
 from channels_redis.core import RedisChannelLayer as ChannelsRedisLayer
+from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import NoScriptError
 
 #: KEYS: the channel's key, its wake-up list (a durable channel's; else unused); ARGV: the message,
@@ -73,6 +74,8 @@ if #taken > 0 then
 end
 return #taken / 2
 """
+#: Seconds a Redis command waits for a free connection of the pool before it fails.
+POOL_WAIT = 20.0
 #: Channels whose receiver acknowledges each message once it is in hand (sioless' worker channels).
 DURABLE_PREFIX = "sioless.worker."
 #: KEYS: the channel, its in-flight backup, the backup's batch token; ARGV: the batch size, the token
@@ -117,6 +120,14 @@ class RedisChannelLayer(ChannelsRedisLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.handed_over: dict[str, str] = {}
+
+    def create_pool(self, index: int) -> Any:
+        """A pool that waits for a free connection when all ``max_connections`` are busy (redis-py's
+        raises "Too many connections": a burst of connects then crashed consumers)."""
+        host = dict(self.hosts[index])
+        if "address" not in host:
+            return super().create_pool(index)  # Sentinel's pool
+        return BlockingConnectionPool.from_url(host.pop("address"), timeout=POOL_WAIT, **host)
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Send ``message`` to ``channel``; raise ChannelFull at the channel's capacity."""
