@@ -2,6 +2,8 @@
 # Each installs what it needs into .venv (and node_modules) first.
 
 PYTHON ?= python3
+#: Where `make demo` and `make demo-production` serve the demo.
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
@@ -16,10 +18,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 demo-production: $(INSTALLED) $(DEMO_CLIENT)
-	$(BIN)/python -m demo_project.production
+	$(BIN)/python -m demo_project.production --port $(PORT)
 
 test: lint $(NODE_CLIENTS) $(DEMO_CLIENT) $(CHROMIUM)
 	$(BIN)/pytest

@@ -4,12 +4,12 @@ Register handlers on :data:`sio` in a ``sockets.py`` module of an installed app:
 
     from sioless import sio, ConnectionRefused
 
-    @sio.on("connect")
+    @sio.event
     async def connect(socket, auth):
         if not socket.user.is_authenticated:
             raise ConnectionRefused("login required")
 
-    @sio.on("say")
+    @sio.event
     def say(socket, text):
         sio.emit("said", text, skip=socket)
         return "stored"
@@ -18,6 +18,7 @@ Register handlers on :data:`sio` in a ``sockets.py`` module of an installed app:
 from .exceptions import AckTimeout, ConnectionRefused, PayloadError, ProtocolError, SiolessError, SocketGone
 from .namespaces import Namespace
 from .reasons import DisconnectReason
+from .remote import RemoteSocket
 from .server import Server, sio
 from .socket import Ack, Handshake, Socket
 
@@ -30,6 +31,7 @@ __all__ = [
     "Namespace",
     "PayloadError",
     "ProtocolError",
+    "RemoteSocket",
     "Server",
     "SiolessError",
     "Socket",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.apps import apps
@@ -52,9 +53,21 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         values = raw.get(key, [])
         if not isinstance(values, (list, tuple)) or not all(isinstance(value, str) for value in values):
             errors.append(Error(f"SIOLESS[{key!r}] must be a list of {what}.", id="sioless.E005"))
+    errors += check_json_encoder()
     if errors:
         return errors
     return check_heartbeat() + check_channel_layer() + check_database_connections()
+
+
+def check_json_encoder() -> list[CheckMessage]:
+    """Report a ``JSON_ENCODER`` that is not the dotted path of a ``json.JSONEncoder`` subclass."""
+    try:
+        encoder = conf.JSON_ENCODER
+    except ImportError as exc:
+        return [Error(f"SIOLESS['JSON_ENCODER'] cannot be imported: {exc}", id="sioless.E007")]
+    if not (isinstance(encoder, type) and issubclass(encoder, json.JSONEncoder)):
+        return [Error("SIOLESS['JSON_ENCODER'] must be a json.JSONEncoder subclass.", id="sioless.E007")]
+    return []
 
 
 def check_heartbeat() -> list[CheckMessage]:

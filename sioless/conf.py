@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 DEFAULTS: dict[str, Any] = {
     "PATH": "socket.io",
@@ -28,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "PRIVATE_HEADERS": ["authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token", "x-csrftoken"],
     "PRIVATE_QUERY_PARAMETERS": ["token", "access_token", "api_key", "apikey", "key", "password", "secret"],
     "KEEP_AUTH": True,
+    "JSON_ENCODER": "django.core.serializers.json.DjangoJSONEncoder",
 }
 
 
@@ -147,6 +151,17 @@ class Settings:
         """Keep each socket's CONNECT ``auth`` in the database, encrypted with SECRET_KEY, so that a
         revived worker still has it; False: not kept (``socket.auth`` is ``{}`` after a revival)."""
         return bool(self._get("KEEP_AUTH"))
+
+    @property
+    def JSON_ENCODER(self) -> type[json.JSONEncoder]:
+        """The ``json.JSONEncoder`` subclass (a dotted path) that encodes what is sent to clients."""
+        return _import_encoder(str(self._get("JSON_ENCODER")))
+
+
+@functools.lru_cache(maxsize=8)
+def _import_encoder(path: str) -> type[json.JSONEncoder]:
+    encoder: type[json.JSONEncoder] = import_string(path)
+    return encoder
 
 
 conf = Settings()

@@ -236,8 +236,11 @@ class EngineConsumer(LeanConsumer):
         self.groups.update(message["add"])
 
     async def sioless_command(self, message: dict[str, Any]) -> None:
-        """A command for one of this client's sockets: the worker carries it out in order."""
-        if message["group"] in self.groups and self.outbox is not None and not self.closing:
+        """A command for one of this client's sockets, taken once (through the first of its target
+        groups this client is in): the worker carries it out in order."""
+        if self.outbox is None or self.closing or message["targets"][message["via"]] not in self.groups:
+            return
+        if not any(group in self.groups for group in message["targets"][: message["via"]]):
             await self.outbox.control(dict(message))
 
     async def sioless_close(self, message: dict[str, Any]) -> None:

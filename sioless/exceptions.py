@@ -36,7 +36,12 @@ class ConnectionRefused(SiolessError):
 
 
 class AckTimeout(SiolessError, TimeoutError):
-    """A client did not acknowledge a ``call`` within its timeout."""
+    """A client did not acknowledge a ``call`` within its timeout. After ``call_all``, ``answers``
+    holds the acknowledgements that did come, by sid."""
+
+    def __init__(self, message: str, answers: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.answers = answers or {}
 
 
 class SocketGone(SiolessError):

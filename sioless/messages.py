@@ -27,8 +27,15 @@ Worker to one consumer (its reply channel)::
 Anywhere (worker, view, task) to a group of consumers::
 
     sioless.broadcast frames for the members; ``frames``, ``targets``, ``via``, ``skip``
-    sioless.command   ``op`` join/leave/disconnect for the member's socket in ``namespace``
+    sioless.command   ``op`` join/leave/disconnect/call for the member's socket in ``namespace``,
+                      taken through the first of ``targets`` it is in (``via``, as a broadcast);
+                      a call has ``event``, ``frames`` (no ack id), ``timeout``, ``answer_to``
     sioless.ping      the heartbeat's tick; ``tick`` (its number), ``reporter`` (the ticker's channel)
+
+A worker to the channel of a server-level call (``sio.call``, ``sio.call_all``)::
+
+    sioless.answer    a socket's acknowledgement: ``sid``, and ``value`` unless it timed out or
+                      disconnected
 
 The first consumer of a server process to see a tick, to the ticker's channel::
 
@@ -61,6 +68,7 @@ CREDIT = "sioless.credit"
 FRAMES = "sioless.frames"
 GROUPS = "sioless.groups"
 BROADCAST = "sioless.broadcast"
+ANSWER = "sioless.answer"
 PING = "sioless.ping"
 REAP = "sioless.reap"
 ALIVE = "sioless.alive"

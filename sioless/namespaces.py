@@ -28,6 +28,8 @@ class Namespace:
             raise ValueError(f"namespace {namespace!r} must start with '/'")
         self.namespace = namespace
         self._handlers: dict[str, Handler] = {}
+        #: Run before the ``connect`` handler, in order (see :meth:`use`).
+        self.middlewares: list[Handler] = []
 
     def on(self, event: str, handler: H | None = None) -> Any:
         """Register ``handler`` for ``event``; usable as a decorator."""
@@ -37,6 +39,13 @@ class Namespace:
             return function
 
         return register(handler) if handler is not None else register
+
+    def use(self, middleware: H) -> H:
+        """Run ``middleware(socket, auth)`` (sync or async) before the ``connect`` handler of every
+        socket connecting here, after the middlewares registered before it; it refuses the
+        connection by raising ConnectionRefused (or returning False). Usable as a decorator."""
+        self.middlewares.append(middleware)
+        return middleware
 
     def handler(self, event: str) -> Handler | None:
         """The handler registered for ``event``, if any."""
@@ -82,6 +91,24 @@ class Registry:
     def on(self, event: str, handler: H | None = None, *, namespace: NamespaceMatcher = "/") -> Any:
         """Register a handler for ``event`` in ``namespace``; usable as a decorator."""
         return self.of(namespace).on(event, handler)
+
+    def event(self, handler: H | None = None, *, namespace: NamespaceMatcher = "/") -> Any:
+        """Register a handler for the event its function is named after: ``@sio.event``, or
+        ``@sio.event(namespace="/chat")``."""
+
+        def register(function: H) -> H:
+            return self.on(function.__name__, function, namespace=namespace)
+
+        return register(handler) if handler is not None else register
+
+    def use(self, middleware: H | None = None, *, namespace: NamespaceMatcher = "/") -> Any:
+        """Add a connect middleware to ``namespace`` (Node's ``io.use``, ``io.of(ns).use``):
+        ``@sio.use``, ``@sio.use(namespace="/admin")``, or ``sio.use(function, namespace=...)``."""
+
+        def register(function: H) -> H:
+            return self.of(namespace).use(function)
+
+        return register(middleware) if middleware is not None else register
 
     def namespace_for(self, name: str) -> Namespace | None:
         """The Namespace serving ``name``, or None when the namespace is unknown."""

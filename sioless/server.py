@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Union
 
@@ -10,14 +11,16 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 
 from . import messages
 from .conf import conf
+from .exceptions import AckTimeout, SocketGone
 from .names import namespace_group, room_group, room_name
 from .namespaces import Registry
 from .protocol import socketio
+from .remote import RemoteSocket
+from .socket import DEFAULT_CALL_TIMEOUT
 from .twins import sync_twin
 
 if TYPE_CHECKING:
     from .socket import Socket
-    from .store import StoredSocket
 
 #: Rooms as the emit functions take them: a room, a socket (its own room), or several.
 Rooms = Union[str, "Socket", Iterable[Union[str, "Socket"]], None]
@@ -65,7 +68,7 @@ class Server(Registry):
         in several ``to`` rooms receives it once. Raises PayloadError when ``args``
         are not JSON (NaN, infinity, ...).
         """
-        frames = socketio.encode_event(namespace, event, list(args))
+        frames = socketio.encode_event(namespace, event, list(args), encoder=conf.JSON_ENCODER)
         targets = target_groups(namespace, to)
         skipped = [room_group(namespace, room) for room in room_names(skip)]
         message = {"type": messages.BROADCAST, "frames": frames, "targets": targets, "skip": skipped}
@@ -101,19 +104,63 @@ class Server(Registry):
         """Disconnect the sockets in ``to`` (default: the whole namespace)."""
         await self._command("disconnect", namespace, to)
 
-    async def afetch_sockets(self, to: Rooms = None, namespace: str = "/") -> list[StoredSocket]:
-        """The sockets in ``to`` (default: the whole namespace), read from the database:
-        sid, rooms, data, auth and handshake, whichever process serves them."""
+    async def afetch_sockets(self, to: Rooms = None, namespace: str = "/") -> list[RemoteSocket]:
+        """The sockets in ``to`` (default: the whole namespace), read from the database: sid,
+        rooms, data, auth and handshake, whichever process serves them; each can be sent events,
+        made to join or leave rooms, or disconnected (Node's ``RemoteSocket``)."""
         from . import store
 
-        return await database_sync_to_async(store.fetch_sockets)(namespace, room_names(to))
+        stored = await database_sync_to_async(store.fetch_sockets)(namespace, room_names(to))
+        return [RemoteSocket.of(socket, self) for socket in stored]
+
+    async def acall(
+        self, event: str, *args: Any, to: str, namespace: str = "/", timeout: float = DEFAULT_CALL_TIMEOUT
+    ) -> Any:
+        """Send ``event`` to the socket ``to`` (a sid) and return its acknowledgement, from any
+        process (python-socketio's ``call``): the single ack argument, a tuple when there are
+        several. Raises AckTimeout after ``timeout`` seconds, SocketGone when there is no such
+        socket or it disconnects first."""
+        answers = await self.acall_all(event, *args, to=to, namespace=namespace, timeout=timeout)
+        if to not in answers:
+            raise SocketGone(f"{to}: no such socket in {namespace}, or it disconnected before acknowledging")
+        return answers[to]
+
+    async def acall_all(
+        self, event: str, *args: Any, to: Rooms = None, namespace: str = "/", timeout: float = DEFAULT_CALL_TIMEOUT
+    ) -> dict[str, Any]:
+        """Send ``event`` to the sockets in ``to`` (default: the whole namespace) and collect their
+        acknowledgements, by sid (Node's ``io.timeout(ms).emitWithAck()``). Sockets that disconnect
+        first are left out. Raises AckTimeout, with the answers so far in its ``answers``, when some
+        have not answered within ``timeout`` seconds."""
+        frames = socketio.encode_event(namespace, event, list(args), encoder=conf.JSON_ENCODER)
+        awaited = {socket.sid for socket in await self.afetch_sockets(to, namespace)}
+        answers: dict[str, Any] = {}
+        if not awaited:
+            return answers
+        layer = self.channel_layer
+        answer_to = await layer.new_channel()
+        await self._command("call", namespace, to, event=event, frames=frames, timeout=timeout, answer_to=answer_to)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while awaited:
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                answer = await asyncio.wait_for(layer.receive(answer_to), max(remaining, 0))
+            except TimeoutError:
+                raise AckTimeout(
+                    f"{event!r} not acknowledged by {len(awaited)} sockets within {timeout} s", answers
+                ) from None
+            awaited.discard(answer["sid"])
+            if "value" in answer:
+                answers[answer["sid"]] = answer["value"]
+        return answers
 
     async def _command(self, op: str, namespace: str, to: Rooms, **fields: Any) -> None:
-        """Send a command to the sockets in ``to``; each one's worker carries it out in order."""
-        groups = target_groups(namespace, to)
-        message = {"type": messages.COMMAND, "op": op, "namespace": namespace, **fields}
-        for group in groups:
-            await self.channel_layer.group_send(group, {**message, "group": group})
+        """Send a command to the sockets in ``to`` (each once); each one's worker carries it out
+        in order."""
+        targets = target_groups(namespace, to)
+        message = {"type": messages.COMMAND, "op": op, "namespace": namespace, "targets": targets, **fields}
+        for via, group in enumerate(targets):
+            await self.channel_layer.group_send(group, {**message, "via": via})
 
     emit = sync_twin(aemit)
     enter_room = sync_twin(aenter_room)
@@ -124,6 +171,8 @@ class Server(Registry):
     sockets_leave = sync_twin(asockets_leave)
     disconnect_sockets = sync_twin(adisconnect_sockets)
     fetch_sockets = sync_twin(afetch_sockets)
+    call = sync_twin(acall)
+    call_all = sync_twin(acall_all)
 
 
 #: The project's server: register handlers on it and emit through it.

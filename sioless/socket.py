@@ -159,11 +159,12 @@ class Socket:
     async def aemit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> None:
         """Send ``event`` to this client; ``callback(*ack_args)`` runs when it acknowledges.
         Raises PayloadError when ``args`` are not JSON (NaN, infinity, ...)."""
-        ack_id = None
+        frames = socketio.encode_event(self.namespace, event, list(args), encoder=conf.JSON_ENCODER)
         if callback is not None:
             ack_id = next(self._ack_ids)
             self._pending_acks[ack_id] = callback
-        await self._worker.send_to(self, socketio.encode_event(self.namespace, event, list(args), ack_id))
+            frames = socketio.with_ack_id(frames, self.namespace, ack_id)
+        await self._worker.send_to(self, frames)
 
     async def acall(self, event: str, *args: Any, timeout: float = DEFAULT_CALL_TIMEOUT) -> Any:
         """Send ``event`` and wait for the client's acknowledgement.
@@ -172,10 +173,15 @@ class Socket:
         AckTimeout after ``timeout`` seconds and SocketGone if the socket
         disconnects first.
         """
+        frames = socketio.encode_event(self.namespace, event, list(args), encoder=conf.JSON_ENCODER)
+        return await self.acall_encoded(event, frames, timeout)
+
+    async def acall_encoded(self, event: str, frames: list[str | bytes], timeout: float) -> Any:
+        """:meth:`acall` with the event already encoded (without an ack id)."""
         answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         ack_id = next(self._ack_ids)
         self._pending_acks[ack_id] = answer
-        await self._worker.send_to(self, socketio.encode_event(self.namespace, event, list(args), ack_id))
+        await self._worker.send_to(self, socketio.with_ack_id(frames, self.namespace, ack_id))
         try:
             ack_args = await asyncio.wait_for(answer, timeout)
         except TimeoutError:
@@ -245,7 +251,8 @@ class Ack:
         """Acknowledge with ``args``; PayloadError when they are not JSON."""
         if not self.wanted or not self._socket.connected:
             return
-        frames = socketio.encode(socketio.Packet(socketio.PacketType.ACK, self._socket.namespace, list(args), self._id))
+        ack = socketio.Packet(socketio.PacketType.ACK, self._socket.namespace, list(args), self._id)
+        frames = socketio.encode(ack, conf.JSON_ENCODER)
         self.sent = True
         await self._socket._worker.send_to(self._socket, frames)
 

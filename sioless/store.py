@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from .models import EngineSession, Heartbeat, NamespaceSocket, RoomMembership, ServerProcess, ShardLease
 from .names import SID_SHAPE, namespace_group, process_of, room_group
+from .remote import StoredSocket
 from .sealing import seal, unseal
 
 T = TypeVar("T")
@@ -41,19 +42,6 @@ async def in_store_thread(function: Callable[..., T], *args: Any) -> T:
             raise
 
     return await asyncio.get_running_loop().run_in_executor(_STORE_THREAD, run)
-
-
-@dataclass(frozen=True)
-class StoredSocket:
-    """A socket as the database holds it."""
-
-    sid: str
-    eio_sid: str
-    namespace: str
-    auth: Any
-    data: dict[str, Any]
-    rooms: frozenset[str]
-    handshake: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ floods delays the others' handlers by at most that many of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -31,7 +32,7 @@ from channels.layers import BaseChannelLayer
 
 from . import messages, store
 from .conf import conf
-from .exceptions import ConnectionRefused, PayloadError, ProtocolError
+from .exceptions import AckTimeout, ConnectionRefused, PayloadError, ProtocolError, SocketGone
 from .names import HEARTBEAT_GROUP, namespace_group, process_of, room_group, room_name, shard_of, worker_channel
 from .namespaces import CATCH_ALL, LIFECYCLE_EVENTS, Namespace
 from .protocol import socketio
@@ -57,6 +58,9 @@ STOP_GRACE = 30.0
 RECEIVE_GRACE = 1.0
 #: Most seconds between two looks for connections past CONNECT_TIMEOUT or BINARY_TIMEOUT.
 SWEEP_EVERY = 5.0
+#: Seconds the consumer of a revived session has to answer the worker's resync before the session
+#: is closed as a ghost (its consumer died without a word: a crash while Redis was away).
+SYNC_GRACE = 15.0
 
 
 @dataclass
@@ -74,6 +78,9 @@ class EngineSession:
     partial_since: float = 0.0
     #: When the connection must have connected a namespace (time.monotonic()); None once checked.
     connect_deadline: float | None = None
+    #: Revived from the database: when its consumer must have answered the resync (time.monotonic());
+    #: None once it has. A consumer that never answers is gone (a crash it could not report).
+    sync_deadline: float | None = None
     #: The client frames taken (the ``seq`` of the last), those of them not handled yet, and how
     #: far the consumer was told they are handled.
     taken: int = 0
@@ -143,9 +150,14 @@ class Worker:
         it can reach both, backing off meanwhile. It takes no lease while it cannot reach Redis.
         """
         failures = 0
+        standing_by = False
         while not self._stopping.is_set():
             try:
                 acquired = await self._reachable() and await self._take_lease(shard)
+                if not acquired and not standing_by:
+                    holder = await in_store_thread(store.lease_holder, shard)
+                    logger.info("sioless worker %s stands by for shard %s, served by %s", self.name, shard, holder)
+                standing_by = not acquired
             except Exception as exc:
                 logger.error("sioless worker %s cannot serve shard %s: %s", self.name, shard, exc)
                 acquired = False
@@ -247,16 +259,28 @@ class Worker:
 
     async def _sweep(self, shard: int) -> None:
         """Close the connections that connected no namespace within ``CONNECT_TIMEOUT`` (as Node
-        does, whatever they do with pings), and those whose binary packet is not complete
-        ``BINARY_TIMEOUT`` after it began; put the consumers back in their groups when Redis has
-        lost them (restarted empty, flushed, failed over to a replica that was behind)."""
+        does, whatever they do with pings), those whose binary packet is not complete
+        ``BINARY_TIMEOUT`` after it began, and revived ones whose consumer never answered; put the
+        consumers back in their groups when Redis has lost them (restarted empty, flushed, failed
+        over to a replica that was behind)."""
+        mark = getattr(self.layer, "mark", None)
+        rejoin_due = False
         while True:
-            mark = getattr(self.layer, "mark", None)
-            if mark is not None and await mark(f"shard-{shard}"):
-                await self._rejoin_groups(shard)
+            try:
+                if mark is not None and await mark(f"shard-{shard}"):
+                    rejoin_due = True
+                if rejoin_due:
+                    await self._rejoin_groups(shard)
+                    rejoin_due = False
+            except Exception as exc:  # Redis is away, or this was a connection from before it restarted
+                logger.warning("sioless worker %s could not check Redis' groups: %s", self.name, exc)
             await asyncio.sleep(min(SWEEP_EVERY, conf.BINARY_TIMEOUT / 2, conf.CONNECT_TIMEOUT / 4))
             now = time.monotonic()
             for session in [s for s in self.sessions.values() if s.shard == shard]:
+                if session.sync_deadline is not None and session.sync_deadline < now:
+                    logger.info("closing session %s: its consumer is gone", session.eio_sid)
+                    await self.close_session(session, DisconnectReason.TRANSPORT_CLOSE, tell_client=True)
+                    continue
                 if session.connect_deadline is not None and session.connect_deadline < now:
                     session.connect_deadline = None
                     if not session.sockets:
@@ -272,7 +296,7 @@ class Worker:
         sessions = [session for session in self.sessions.values() if session.shard == shard]
         for session in sessions:
             await self.layer.group_add(HEARTBEAT_GROUP, session.reply)
-            for socket in session.sockets.values():
+            for socket in list(session.sockets.values()):  # handlers connect and leave meanwhile
                 for group in _groups_of(socket):
                     await self.layer.group_add(group, session.reply)
         if sessions:
@@ -301,8 +325,10 @@ class Worker:
         logger.info("sioless worker %s revived %d sessions of shard %s", self.name, len(stored), shard)
         if self.embedded:
             await self._reap_other_processes(shard)
+        sync_deadline = time.monotonic() + SYNC_GRACE
         for session in list(self.sessions.values()):
             if session.shard == shard:
+                session.sync_deadline = sync_deadline
                 await self._send(session.reply, {"type": messages.CREDIT, "resync": True})
 
     async def _reap_other_processes(self, shard: int) -> None:
@@ -355,6 +381,7 @@ class Worker:
                 reason = str(DisconnectReason.TRANSPORT_ERROR)
                 await self._send(message["reply"], {"type": messages.CLOSE, "reason": reason})
         elif kind == messages.SYNC:
+            session.sync_deadline = None
             session.taken = max(session.taken, message["sent"])
             await self._credit(session)
         elif kind == messages.CLOSE:
@@ -467,6 +494,15 @@ class Worker:
             await self.leave(socket, message["room"])
         elif op == "disconnect":
             await self.disconnect_socket(socket)
+        elif op == "call":
+            self._spawn(self._answer_call(socket, message))
+
+    async def _answer_call(self, socket: Socket, message: dict[str, Any]) -> None:
+        """Ask the client for the ack of a server-level call and send its answer to the caller."""
+        answer: dict[str, Any] = {"type": messages.ANSWER, "sid": socket.sid}
+        with contextlib.suppress(AckTimeout, SocketGone):
+            answer["value"] = await socket.acall_encoded(message["event"], message["frames"], message["timeout"])
+        await self._send(message["answer_to"], answer)
 
     # Socket.IO ------------------------------------------------------------------
 
@@ -490,16 +526,20 @@ class Worker:
         return self._run_connect(session, socket, handlers)
 
     async def _run_connect(self, session: EngineSession, socket: Socket, handlers: Namespace) -> None:
-        handler = handlers.handler("connect")
         refusal: ConnectionRefused | None = None
-        try:
-            if handler is not None and await _call(handler, socket, socket.auth) is False:
-                refusal = ConnectionRefused()
-        except ConnectionRefused as exc:
-            refusal = exc
-        except Exception:
-            logger.exception("connect handler failed for namespace %s", socket.namespace)
-            refusal = ConnectionRefused("Internal server error")
+        for step in [*handlers.middlewares, handlers.handler("connect")]:
+            if step is None:
+                continue
+            try:
+                if await _call(step, socket, socket.auth) is False:
+                    refusal = ConnectionRefused()
+            except ConnectionRefused as exc:
+                refusal = exc
+            except Exception:
+                logger.exception("connect step %s in namespace %s raised", _name(step), socket.namespace)
+                refusal = ConnectionRefused("Internal server error")
+            if refusal is not None or session.sockets.get(socket.namespace) is not socket:
+                break
         if session.sockets.get(socket.namespace) is not socket:
             return  # the connection closed while the handler ran
         if refusal is not None:
@@ -540,12 +580,14 @@ class Worker:
                 logger.debug("no handler for event %r in %s", event, socket.namespace)
                 return None
             handler, args = catch_all, [event, *args]
-        return self._run_event(socket, handler, args, packet.id)
+        return self._run_event(socket, event, handler, args, packet.id)
 
     async def _run_event(
-        self, socket: Socket, handler: Callable[..., Any], args: list[Any], ack_id: int | None
+        self, socket: Socket, event: str, handler: Callable[..., Any], args: list[Any], ack_id: int | None
     ) -> None:
-        name = getattr(handler, "__name__", handler)
+        """Run an event's handler and send the client its return value as the ack, if it asked for
+        one. A handler that raises, or returns what cannot be encoded, is logged and acks nothing."""
+        about = f"handler {_name(handler)} of event {event!r} in namespace {socket.namespace} (socket {socket.sid})"
         if takes_ack(handler):  # the handler acknowledges when it wants, if it wants
             ack_id, extra = None, {"ack": Ack(socket, ack_id)}
         else:
@@ -553,16 +595,16 @@ class Worker:
         try:
             result = await _call(handler, socket, *args, **extra)
         except Exception:
-            logger.exception("handler %s failed in %s", name, socket.namespace)
+            logger.exception("%s raised", about)
             return
         finally:
             await self._save_data(socket)
         if ack_id is not None and socket.connected:
             ack_args = [] if result is None else list(result) if isinstance(result, tuple) else [result]
             try:
-                frames = socketio.encode(Packet(PacketType.ACK, socket.namespace, ack_args, ack_id))
+                frames = socketio.encode(Packet(PacketType.ACK, socket.namespace, ack_args, ack_id), conf.JSON_ENCODER)
             except PayloadError:
-                logger.exception("handler %s in %s returned an ack that cannot be sent", name, socket.namespace)
+                logger.exception("%s returned an ack that cannot be sent", about)
                 return
             await self.send_frames(socket._session, frames, handled=1)
 
@@ -622,7 +664,7 @@ class Worker:
         logger.debug("socket %s of %s disconnected: %s", socket.sid, socket.namespace, reason)
         handler = socket.handlers.handler("disconnect")
         if was_connected and handler is not None:
-            self.run_handler(handler, socket, str(reason))
+            self.run_handler(handler, socket, str(reason), about=f"disconnect handler {_name(handler)} of {socket!r}")
 
     # Channel layer --------------------------------------------------------------
 
@@ -664,14 +706,15 @@ class Worker:
 
     # Tasks ----------------------------------------------------------------------
 
-    def run_handler(self, handler: Callable[..., Any], *args: Any) -> None:
-        """Run a handler or callback in the background, logging what it raises."""
+    def run_handler(self, handler: Callable[..., Any], *args: Any, about: str = "") -> None:
+        """Run a handler or callback in the background, logging what it raises (``about``: which
+        handler of what, for the log)."""
 
         async def run() -> None:
             try:
                 await _call(handler, *args)
             except Exception:
-                logger.exception("handler %s failed", getattr(handler, "__name__", handler))
+                logger.exception("%s raised", about or _name(handler))
 
         self._spawn(run())
 
@@ -715,6 +758,11 @@ def takes_ack(handler: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return False
     return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def _name(handler: Callable[..., Any] | None) -> str:
+    """A handler's name for the logs: its module and qualified name."""
+    return f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', handler)}"
 
 
 def _groups_of(socket: Socket) -> list[str]:

@@ -199,3 +199,51 @@ def record_slow(socket: Socket, n: int) -> None:
 
     time.sleep(0.05)
     Handled.objects.create(sid=socket.sid, n=n)
+
+
+@sio.event
+def django_values(socket: Socket) -> dict[str, Any]:
+    """Named by its function; returns what Django code returns, which DjangoJSONEncoder encodes."""
+    import datetime
+    import decimal
+    import uuid
+
+    from django.utils.translation import gettext_lazy
+
+    return {
+        "when": datetime.datetime(2026, 12, 1, 20, 30, tzinfo=datetime.UTC),
+        "day": datetime.date(2026, 12, 1),
+        "price": decimal.Decimal("9.90"),
+        "id": uuid.UUID(int=1),
+        "label": gettext_lazy("Yes"),
+    }
+
+
+@sio.event
+def unencodable(socket: Socket) -> object:
+    """Returns what no JSON encoder takes: logged, and no ack is sent."""
+    return object()
+
+
+@sio.use(namespace="/guarded")
+def token_required(socket: Socket, auth: dict[str, Any]) -> None:
+    """A connect middleware: refuses a connection without the token."""
+    if auth.get("token") != "secret":
+        raise ConnectionRefused("token required")
+    socket.data["steps"] = ["token_required"]
+
+
+@sio.use(namespace="/guarded")
+async def second_middleware(socket: Socket, auth: dict[str, Any]) -> bool:
+    socket.data["steps"].append("second_middleware")
+    return auth.get("refuse_late") is None  # False refuses
+
+
+@sio.on("connect", namespace="/guarded")
+async def guarded_connect(socket: Socket, auth: dict[str, Any]) -> None:
+    socket.data["steps"].append("connect")
+
+
+@sio.event(namespace="/guarded")
+async def steps(socket: Socket) -> list[str]:
+    return list(socket.data["steps"])

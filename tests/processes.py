@@ -26,7 +26,12 @@ class Process:
     """A child process whose output goes to tests/artifacts/<name>.log."""
 
     def __init__(
-        self, name: str, command: Sequence[str], env: dict[str, str], stop_signal: int = signal.SIGTERM
+        self,
+        name: str,
+        command: Sequence[str],
+        env: dict[str, str],
+        stop_signal: int = signal.SIGTERM,
+        cwd: Path = ROOT,
     ) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -34,7 +39,7 @@ class Process:
         self.log_path = ARTIFACTS / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            list(command), cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            list(command), cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def log(self) -> str:

@@ -114,3 +114,5 @@ LOGGING = {
         "django-q": {"handlers": ["console"], "level": "WARNING"},
     },
 }
+if os.environ.get("SIOLESS_TEST_DEFAULT_LOGGING"):  # Django's own logging, as a new project has
+    del LOGGING

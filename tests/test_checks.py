@@ -35,6 +35,8 @@ def test_the_test_settings_pass() -> None:
         ({"CORS_ALLOWED_ORIGINS": "*"}, ["sioless.E005"]),
         ({"CORS_ALLOWED_ORIGINS": [None]}, ["sioless.E005"]),
         ({"CHANNEL_LAYER": "missing"}, ["sioless.E006"]),
+        ({"JSON_ENCODER": "no.such.Encoder"}, ["sioless.E007"]),
+        ({"JSON_ENCODER": "json.dumps"}, ["sioless.E007"]),
     ],
 )
 def test_bad_settings_are_reported(settings: Settings, sioless: Any, expected: list[str]) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import datetime
+from typing import Any
 
-from sioless.exceptions import ProtocolError
+import pytest
+from django.core.serializers.json import DjangoJSONEncoder
+
+from sioless.exceptions import PayloadError, ProtocolError
 from sioless.protocol import engineio, socketio
 from sioless.protocol.socketio import Packet, PacketType
 
@@ -159,3 +163,17 @@ def test_attachment_limit_is_a_parameter() -> None:
     with pytest.raises(ProtocolError):
         socketio.decode(frame, max_attachments=2)
     assert isinstance(socketio.decode(frame, max_attachments=3), socketio.PartialPacket)
+
+
+@pytest.mark.parametrize("namespace", ["/", "/admin", "/a,b"])
+@pytest.mark.parametrize("args", [["text"], [b"\x00binary", {"more": b"\x01"}], []])
+def test_an_ack_id_added_to_an_encoded_event_is_the_event_encoded_with_it(namespace: str, args: list[Any]) -> None:
+    encoded_once = socketio.encode_event(namespace, "ev", args)
+    assert socketio.with_ack_id(encoded_once, namespace, 73) == socketio.encode_event(namespace, "ev", args, 73)
+
+
+def test_an_encoder_gives_a_json_form_to_what_json_has_none_for() -> None:
+    when = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
+    with pytest.raises(PayloadError, match="event 'at' cannot be sent"):
+        socketio.encode_event("/", "at", [when])
+    assert socketio.encode_event("/", "at", [when], encoder=DjangoJSONEncoder) == ['2["at","2026-12-01T00:00:00Z"]']

@@ -145,17 +145,20 @@ async def test_groups_are_joined_again_before_they_expire(settings: Settings) ->
         await communicator.disconnect()
 
 
-async def test_commands_reach_only_members_of_their_group(
+async def test_commands_reach_only_members_of_their_group_and_each_once(
     engine: tuple[WebsocketCommunicator, dict[str, Any]],
 ) -> None:
     opened = await to_worker()
     layer = get_channel_layer()
-    await layer.send(opened["reply"], {"type": messages.GROUPS, "add": ["member"], "discard": []})
-    command = {"type": messages.COMMAND, "op": "disconnect", "namespace": "/"}
-    await layer.send(opened["reply"], {**command, "group": "left-already"})
-    await layer.send(opened["reply"], {**command, "group": "member"})
+    await layer.send(opened["reply"], {"type": messages.GROUPS, "add": ["member", "other"], "discard": []})
+    command = {"type": messages.COMMAND, "op": "join", "namespace": "/", "room": "r"}
+    await layer.send(opened["reply"], {**command, "targets": ["left-already"], "via": 0})
+    await layer.send(opened["reply"], {**command, "targets": ["member", "other"], "via": 1})  # taken via "member"
+    await layer.send(opened["reply"], {**command, "targets": ["member", "other"], "via": 0})
     forwarded = await to_worker()
-    assert (forwarded["type"], forwarded["group"]) == (messages.COMMAND, "member")
+    assert (forwarded["type"], forwarded["via"]) == (messages.COMMAND, 0)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(to_worker(), 0.3)
 
 
 async def test_broadcasts_respect_skip_and_reach_a_member_once(

@@ -4,6 +4,7 @@ phone-sized screen) in headless Chromium (Debian's package)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,16 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import admin_sql
-from tests.processes import ARTIFACTS, DEMO_BROWSER, Process, django_env, free_port, run_node_script, runserver
+from tests.processes import (
+    ARTIFACTS,
+    DEMO_BROWSER,
+    ROOT,
+    Process,
+    django_env,
+    free_port,
+    run_node_script,
+    runserver,
+)
 
 
 @pytest.fixture
@@ -56,5 +66,25 @@ def test_two_browsers_chat_and_draw_together(topology: str, request: pytest.Fixt
     assert seen["presenceAfterLeaving"] == "In lobby: bob"
     assert seen["phoneOverflow"] <= 0, "the page is wider than a phone's screen"
     assert seen["phonePainted"] > 0, "a browser that came later did not get the canvas drawn so far"
+    assert "alicehello from alice" in seen["phoneHistory"], "who joins later does not see the conversation"
+    assert seen["paintedAfterClear"] == 0
+    assert seen["boardGap"] <= 20, "blank space under the canvas"
+    assert seen["whileDisconnected"] == {
+        "state": "disconnected",
+        "latency": "\u2013",  # an en dash: no value
+        "textDisabled": True,
+        "sendDisabled": True,
+    }
+    assert seen["chatEnabledAgain"] is True
+    assert seen["iconStatus"] == 200
+    assert seen["failedRequests"] == []
     for name in ("alice", "bob", "phone"):
         assert (screenshots / f"demo-{name}.png").stat().st_size > 0
+
+
+def test_make_demo_takes_a_port() -> None:
+    dry_run = subprocess.run(
+        ["make", "-n", "demo", "demo-production", "PORT=8010"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert "manage.py runserver 127.0.0.1:8010" in dry_run.stdout
+    assert "demo_project.production --port 8010" in dry_run.stdout

@@ -62,6 +62,17 @@ def hibernating(hibernation_database: str, request: pytest.FixtureRequest) -> It
         topology.stop()
 
 
+def test_a_worker_says_which_shards_it_serves_or_stands_by_for(production: Topology) -> None:
+    """With Django's default logging (a new project's), a worker still prints what it does."""
+    env = {**production.env, "SIOLESS_TEST_DEFAULT_LOGGING": "1"}
+    standby = worker("standby-with-default-logging", env, 0, standby=True)
+    try:
+        standby.wait_for_log("stands by for shard 0, served by worker-")
+        assert "for shards [0]" in standby.log()
+    finally:
+        standby.stop()
+
+
 def start_worker_b(topology: Topology, *, standby: bool) -> None:
     """The second worker, for both shards; its log is named after the first's."""
     name = topology.processes["worker-a"].name.removesuffix("-a") + "-b"

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from sioless import sio
+from sioless import AckTimeout, sio
 
 
 @csrf_exempt
@@ -17,6 +17,19 @@ def emit(request: HttpRequest) -> HttpResponse:
     body = json.loads(request.body)
     sio.emit(body["event"], *body.get("args", []), to=body.get("to"), namespace=body.get("namespace", "/"))
     return JsonResponse({"emitted": True})
+
+
+@csrf_exempt
+def call(request: HttpRequest) -> HttpResponse:
+    """POST {"event", "args", "to", "timeout"}: ask the sockets in ``to`` from a view; their answers
+    by sid, and who did not answer in time."""
+    body = json.loads(request.body)
+    try:
+        answers = sio.call_all(body["event"], *body.get("args", []), to=body["to"], timeout=body["timeout"])
+        late = False
+    except AckTimeout as exc:
+        answers, late = exc.answers, True
+    return JsonResponse({"answers": answers, "late": late})
 
 
 def login_as(request: HttpRequest, username: str) -> HttpResponse:
@@ -29,5 +42,6 @@ def login_as(request: HttpRequest, username: str) -> HttpResponse:
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("emit/", emit),
+    path("call/", call),
     path("login/<str:username>/", login_as),
 ]

@@ -9,6 +9,7 @@ const POINTER_EVERY_MS = 40;
 const name = new URLSearchParams(location.search).get("name") ?? localStorage.getItem("sioless-demo-name") ?? "";
 // socket.io-client's default options: long-polling first, then the upgrade to WebSocket.
 const socket = io({ auth: { name } });
+window.demo = { socket }; // to play with from the browser's console
 let room = null;
 let reconnects = 0;
 
@@ -31,7 +32,11 @@ socket.on("connect", () => {
   socket.io.engine.once("upgrade", (transport) => ($("transport").textContent = transport.name));
   if (room) join(room);
 });
-socket.on("disconnect", () => showState("disconnected"));
+socket.on("disconnect", () => {
+  showState("disconnected");
+  $("latency").textContent = "–"; // no round trip without a connection
+  enableChat(false); // until the room is joined again
+});
 socket.io.on("reconnect_attempt", () => showState("reconnecting"));
 socket.io.on("reconnect", () => $("reconnects").textContent = String(++reconnects));
 
@@ -64,13 +69,20 @@ function addMessage(who, text, kind = "said") {
   item.scrollIntoView({ block: "end" });
 }
 
+function enableChat(enabled) {
+  $("text").disabled = $("say").querySelector("button").disabled = !enabled;
+}
+
 async function join(wanted) {
   const answer = await socket.emitWithAck("join", wanted);
   if (answer.error) return addMessage(null, answer.error, "event");
-  if (room !== answer.room) addMessage(null, `You joined ${answer.room}.`, "event");
+  const changed = room !== answer.room;
   room = answer.room;
+  $("messages").replaceChildren(); // the room's last messages, including any said while away
+  answer.history.forEach((message) => addMessage(message.name, message.text));
+  if (changed) addMessage(null, `You joined ${answer.room}.`, "event");
   showPresence(answer);
-  $("text").disabled = $("say").querySelector("button").disabled = false;
+  enableChat(socket.connected);
   $("text").focus();
 }
 
@@ -169,6 +181,8 @@ canvas.addEventListener("pointerup", endStroke);
 canvas.addEventListener("pointercancel", endStroke);
 
 socket.on("stroke", drawStroke);
+socket.on("cleared", () => pen.clearRect(0, 0, canvas.width, canvas.height));
+$("clear").addEventListener("click", () => socket.emit("clear"));
 socket.on("connect", async () => {
   const strokes = await socket.emitWithAck("canvas");
   pen.clearRect(0, 0, canvas.width, canvas.height);

@@ -12,3 +12,15 @@ class Stroke(models.Model):
 
     def __str__(self) -> str:
         return f"{self.color} stroke of {len(self.points)} points"
+
+
+class Message(models.Model):
+    """One chat message, kept so that who joins a room later sees the conversation."""
+
+    room = models.CharField(max_length=40, db_index=True)
+    name = models.CharField(max_length=150)
+    text = models.TextField()
+    said = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.room}: {self.text[:40]}"

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.db import database_sync_to_async
+
 from sioless import Socket, sio
 
-from .models import Stroke
+from .models import Message, Stroke
 
 NAME_LENGTH = 40
 ROOM_LENGTH = 40
 MESSAGE_LENGTH = 2000
 STROKE_POINTS = 500
 CANVAS_STROKES = 300
+#: Messages of a room a newcomer is shown, and how many the database keeps a room.
+HISTORY = 50
+MESSAGES_KEPT = 200
 
 
 def clean(text: Any, length: int) -> str:
@@ -37,6 +42,12 @@ async def announce_presence(room: str) -> dict[str, Any]:
     presence = {"room": room, "members": members}
     await sio.aemit("presence", presence, to=room)
     return presence
+
+
+def history(room: str) -> list[dict[str, str]]:
+    """The last ``HISTORY`` messages of ``room``, oldest first."""
+    latest = Message.objects.filter(room=room).order_by("-said", "-id")[:HISTORY]
+    return [{"room": room, "name": message.name, "text": message.text} for message in reversed(latest)]
 
 
 @sio.on("connect")
@@ -63,16 +74,21 @@ async def join(socket: Socket, room: Any) -> dict[str, Any]:
         await socket.aleave(previous)
         await announce_presence(previous)
     await socket.ajoin(room)
-    return await announce_presence(room)
+    presence = await announce_presence(room)
+    return {**presence, "history": await database_sync_to_async(history)(room)}
 
 
 @sio.on("say")
-async def say(socket: Socket, room: Any, text: Any) -> bool:
-    """Send ``text`` to everyone in ``room`` (the sender included); False if not in it."""
+def say(socket: Socket, room: Any, text: Any) -> bool:
+    """Keep ``text`` in ``room``'s history (its last ``MESSAGES_KEPT``) and send it to everyone in
+    the room (the sender included); False if not in it."""
     text = clean(text, MESSAGE_LENGTH)
     if room not in chat_rooms(socket) or not text:
         return False
-    await sio.aemit("said", {"room": room, "name": socket.auth["name"], "text": text}, to=room)
+    kept = Message.objects.create(room=room, name=socket.auth["name"], text=text)
+    sio.emit("said", {"room": room, "name": kept.name, "text": kept.text}, to=room)
+    older = Message.objects.filter(room=room).order_by("-said", "-id").values_list("id", flat=True)[MESSAGES_KEPT:]
+    Message.objects.filter(id__in=list(older)).delete()
     return True
 
 
@@ -107,6 +123,13 @@ def canvas(socket: Socket) -> list[dict[str, Any]]:
     """The strokes on the canvas so far (the latest ``CANVAS_STROKES``), oldest first."""
     latest = Stroke.objects.order_by("-drawn", "-id")[:CANVAS_STROKES]
     return [{"color": kept.color, "points": kept.points} for kept in reversed(latest)]
+
+
+@sio.on("clear")
+def clear(socket: Socket) -> None:
+    """Wipe the shared canvas, for everyone."""
+    Stroke.objects.all().delete()
+    sio.emit("cleared")
 
 
 @sio.on("latency")

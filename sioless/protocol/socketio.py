@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -57,6 +58,8 @@ class PacketType(IntEnum):
 
 
 BINARY_TYPES = frozenset({PacketType.BINARY_EVENT, PacketType.BINARY_ACK})
+#: The ``<attachments>-`` part of a binary packet's text, after its type (empty otherwise).
+_ATTACHMENT_COUNT = re.compile(r"(?:\d+-)?")
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,11 @@ class PartialPacket:
         return Packet(self.packet.type, self.packet.namespace, data, self.packet.id)
 
 
-def encode(packet: Packet) -> list[str | bytes]:
+def encode(packet: Packet, encoder: type[json.JSONEncoder] | None = None) -> list[str | bytes]:
     """Encode a packet as its text frame followed by its binary attachments.
 
-    EVENT and ACK packets whose data holds bytes become BINARY_EVENT/BINARY_ACK.
+    EVENT and ACK packets whose data holds bytes become BINARY_EVENT/BINARY_ACK. ``encoder``
+    (a ``json.JSONEncoder`` subclass) gives a JSON form to values ``json`` has none for.
     """
     attachments: list[bytes] = []
     data = _take_binary(packet.data, attachments) if packet.data is not None else None
@@ -105,18 +109,35 @@ def encode(packet: Packet) -> list[str | bytes]:
         parts.append(str(packet.id))
     if data is not None:
         try:
-            parts.append(json.dumps(data, separators=(",", ":"), allow_nan=False))
+            parts.append(json.dumps(data, separators=(",", ":"), allow_nan=False, cls=encoder))
         except (ValueError, TypeError, RecursionError) as exc:
             raise PayloadError(f"{packet_type.name} data is not JSON: {exc}") from None
     return ["".join(parts), *attachments]
 
 
-def encode_event(namespace: str, event: str, args: list[Any], ack_id: int | None = None) -> list[str | bytes]:
+def encode_event(
+    namespace: str,
+    event: str,
+    args: list[Any],
+    ack_id: int | None = None,
+    encoder: type[json.JSONEncoder] | None = None,
+) -> list[str | bytes]:
     """Encode an EVENT (BINARY_EVENT) packet; PayloadError names the event when its data is not JSON."""
     try:
-        return encode(Packet(PacketType.EVENT, namespace, [event, *args], ack_id))
+        return encode(Packet(PacketType.EVENT, namespace, [event, *args], ack_id), encoder)
     except PayloadError as exc:
         raise PayloadError(f"event {event!r} cannot be sent: {exc}") from None
+
+
+def with_ack_id(frames: list[str | bytes], namespace: str, ack_id: int) -> list[str | bytes]:
+    """The frames of an encoded packet that has no ack id, asking for ack ``ack_id``: an event
+    encoded once and sent to several clients, each with an id of its own."""
+    text, *attachments = frames
+    assert isinstance(text, str)
+    head = 1 + len(_ATTACHMENT_COUNT.match(text, 1)[0])  # type: ignore[index]
+    if namespace != "/":
+        head += len(namespace) + 1
+    return [f"{text[:head]}{ack_id}{text[head:]}", *attachments]
 
 
 def decode(text: str, *, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> Packet | PartialPacket:

@@ -1,7 +1,9 @@
 // Drives the demo in headless Chromium (Debian's /usr/bin/chromium) with two separate browser
 // contexts, as two people would: both join a room, chat, see each other's presence and typing,
 // and draw on the shared canvas; a third person joins later on a phone-sized screen and finds the
-// canvas as drawn so far. Saves a screenshot of each page.
+// canvas as drawn so far and the room's conversation, then clears the canvas for everyone. Checks
+// the page's edges too: no failed request, no blank space under the canvas, no round trip shown
+// and no message box enabled while disconnected. Saves a screenshot of each page.
 // Usage: node demo_browser.mjs <demo url> <screenshot directory>
 // Prints one JSON line with what each page showed; pytest asserts on it.
 import { chromium } from "playwright-core";
@@ -20,10 +22,15 @@ const WAIT = { timeout: 10000 };
 const [url, screenshots] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_FLAGS });
 
+const failedRequests = [];
+
 async function open(name, viewport = { width: 1100, height: 760 }) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.on("pageerror", (error) => console.error(`${name}: ${error}`));
+  page.on("response", (response) => {
+    if (response.status() >= 400) failedRequests.push(`${response.status()} ${response.url()}`);
+  });
   await page.goto(`${url}/?name=${name}`);
   await page.locator("#state.connected").waitFor(WAIT);
   await page.locator("#me", { hasText: name }).waitFor(WAIT);
@@ -78,6 +85,26 @@ try {
     state: await bob.textContent("#state"),
   };
 
+  // the page names its icon (else browsers ask for /favicon.ico, which the project does not serve)
+  const iconStatus = await alice.evaluate(async () => (await fetch(document.querySelector("link[rel=icon]").href)).status);
+  const boardGap = await alice.evaluate(
+    () => document.getElementById("board").getBoundingClientRect().bottom -
+      document.getElementById("board-footer").getBoundingClientRect().bottom,
+  );
+  const whileDisconnected = await bob.evaluate(() => {
+    window.demo.socket.disconnect(); // its "disconnect" handlers run before this returns
+    const $ = (id) => document.getElementById(id);
+    return {
+      state: $("state").textContent,
+      latency: $("latency").textContent,
+      textDisabled: $("text").disabled,
+      sendDisabled: $("say").querySelector("button").disabled,
+    };
+  });
+  await bob.evaluate(() => window.demo.socket.connect());
+  await bob.locator("#text:enabled").waitFor(WAIT); // back in the room
+  const chatEnabledAgain = await bob.locator("#text").isEnabled();
+
   await alice.screenshot({ path: `${screenshots}/demo-alice.png` });
   await bob.screenshot({ path: `${screenshots}/demo-bob.png` });
 
@@ -91,7 +118,13 @@ try {
   await phone.waitForFunction(`(${paintedPixels})() > 0`, null, WAIT); // the canvas so far, from the database
   const phoneOverflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   const phonePainted = await painted(phone);
+  await phone.locator("#messages li", { hasText: "hello from alice" }).waitFor(WAIT); // said before carol came
+  const phoneHistory = await phone.locator("#messages li").allTextContents();
   await phone.screenshot({ path: `${screenshots}/demo-phone.png`, fullPage: true });
+
+  await phone.click("#clear");
+  await bob.waitForFunction(`(${paintedPixels})() === 0`, null, WAIT);
+  const paintedAfterClear = await painted(bob);
 
   console.log(
     JSON.stringify({
@@ -104,6 +137,13 @@ try {
       presenceAfterLeaving,
       phoneOverflow,
       phonePainted,
+      phoneHistory,
+      paintedAfterClear,
+      boardGap,
+      iconStatus,
+      whileDisconnected,
+      chatEnabledAgain,
+      failedRequests,
     }),
   );
 } finally {

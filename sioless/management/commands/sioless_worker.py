@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -30,6 +32,7 @@ class Command(BaseCommand):
         bad = [shard for shard in shards if not 0 <= shard < conf.SHARDS]
         if bad:
             raise CommandError(f"shards {bad} out of range: SIOLESS['SHARDS'] is {conf.SHARDS}")
+        say_what_it_does()
         asyncio.run(self.serve(Worker(sio, sio.channel_layer, sorted(set(shards)))))
 
     async def serve(self, worker: Worker) -> None:
@@ -38,3 +41,14 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
         await worker.run()
+
+
+def say_what_it_does() -> None:
+    """Print the worker's own log lines (which shards it serves or stands by for, its revivals)
+    when the project's LOGGING does not place sioless' logs anywhere."""
+    sioless_logger = logging.getLogger("sioless")
+    if not sioless_logger.hasHandlers():
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        sioless_logger.addHandler(handler)
+        sioless_logger.setLevel(logging.INFO)

@@ -1,0 +1,45 @@
+"""The README's API reference names every public name of sioless, with its sync and async forms."""
+
+from __future__ import annotations
+
+import inspect
+
+import sioless
+from sioless import RemoteSocket, Server, Socket
+from tests.processes import ROOT
+
+
+def api_reference() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### API reference") :]
+    return section[: section.index("\n## ")]
+
+
+def public_methods(cls: type) -> set[str]:
+    return {name for name, _ in inspect.getmembers(cls) if not name.startswith("_")}
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    reference = api_reference()
+    missing = [name for name in sioless.__all__ if f"`{name}" not in reference]
+    assert missing == []
+
+
+def test_every_method_of_the_server_and_of_remote_sockets_is_documented_with_its_twin() -> None:
+    reference = api_reference()
+    registry_internals = {"namespace_for"}  # the worker's lookup, not an API
+    for cls in (Server, RemoteSocket):
+        for name in public_methods(cls) - public_methods(object) - registry_internals:
+            if callable(getattr(cls, name)) and not inspect.isclass(getattr(cls, name)):
+                assert f"{name}(" in reference or f"{name}`" in reference, f"{cls.__name__}.{name}"
+                if name.startswith("a") and name.removeprefix("a") in public_methods(cls):
+                    assert f"`{name}`/`{name.removeprefix('a')}" in reference, f"{cls.__name__}.{name} and its twin"
+
+
+def test_the_socket_table_names_every_method_of_a_socket() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### The socket a handler receives") : readme.index("### From anywhere in Django")]
+    internals = {"acknowledge", "abandon_acks", "acall_encoded", "connected", "persisted", "saving", "held"}
+    for name in public_methods(Socket) - public_methods(object) - internals:
+        if callable(getattr(Socket, name)) and name.startswith("a"):
+            assert name in table, f"Socket.{name}"
