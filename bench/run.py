@@ -3,15 +3,18 @@
 Usage: make bench   (or: python -m bench.run [--quick] [--only NAME ...])
 
 Starts each server in turn with the same handlers (echo with ack, join a room, broadcast to a
-room) and the same heartbeat (pings every 5 s), drives it with one load client (the stock
-socket.io-client under Node, over WebSocket on loopback) and reads the servers' CPU and memory
-from /proc, every process of a topology counted (Redis and PostgreSQL too):
+room) and the same heartbeat (pings every 5 s), drives it with one lean load client (raw
+WebSockets under Node, on loopback; its own CPU is reported next to the servers') and reads the
+servers' CPU and memory from /proc, every process of a topology counted (Redis and PostgreSQL
+too, each also listed on its own):
 
 - storm: 1,000 connections, 100 at a time; then an idle hold of 4 ping intervals;
-- echo: 50 clients x 1,000 acked echoes, each client one after another;
+- echo at a pace: 50 clients x 40 acked echoes, each client 4 a second (200 events/s: no server
+  here is saturated by it);
+- echo, saturated: 50 clients x 1,000 acked echoes, each client one after another;
 - broadcast: 500 receivers in a room, 100 broadcasts to it.
 
-Prints a Markdown table (also written to bench/RESULTS.md) with each figure's ratio to
+Prints Markdown tables (also written to bench/RESULTS.md) with each figure's ratio to
 python-socketio's, measured in the same run.
 """
 
@@ -44,11 +47,16 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 #: A database of each run's own: a run never meets another's shard leases or sessions.
 DATABASE = f"sioless_bench_{uuid.uuid4().hex[:8]}"
 PING_INTERVAL = PING_TIMEOUT = 5.0
-PHASES = {"storm": (1000, 4 * PING_INTERVAL), "echo": (50, 1000), "broadcast": (500, 100)}
+PHASES = {
+    "storm": (1000, 4 * PING_INTERVAL),
+    "paced": (50, 40, 4),
+    "echo": (50, 1000),
+    "broadcast": (500, 100),
+}
 #: The servers count as idle below this share of a core (the heartbeat's own work is far below).
 IDLE_CPU = 0.05
 SETTLE_SAMPLE = 0.5
-QUICK_PHASES = {"storm": (200, 2 * PING_INTERVAL), "echo": (10, 200), "broadcast": (100, 20)}
+QUICK_PHASES = {"storm": (200, 2 * PING_INTERVAL), "paced": (10, 8, 4), "echo": (10, 200), "broadcast": (100, 20)}
 
 
 @dataclass
@@ -60,17 +68,23 @@ class Topology:
     uses_redis: bool = False
     uses_postgres: bool = False
 
-    def pids(self) -> list[int]:
-        pids = [pid for process in self.processes for pid in process_tree(process.popen.pid)]
-        return pids + (named("postgres") if self.uses_postgres else [])
+    def cpu_parts(self, layer: redis.Redis) -> dict[str, float]:
+        """CPU seconds each part of the topology used so far: each process (with its children),
+        Redis and PostgreSQL."""
+        parts = {
+            process.name.removeprefix("bench-"): cpu_seconds(process_tree(process.popen.pid))
+            for process in self.processes
+        }
+        if self.uses_redis:
+            stats = layer.info("cpu")
+            parts["redis"] = float(stats["used_cpu_user"]) + float(stats["used_cpu_sys"])
+        if self.uses_postgres:
+            parts["postgres"] = cpu_seconds(named("postgres"))
+        return parts
 
     def cpu(self, layer: redis.Redis) -> float:
         """CPU seconds every process of the topology used so far."""
-        used = cpu_seconds(self.pids())
-        if self.uses_redis:
-            stats = layer.info("cpu")
-            used += float(stats["used_cpu_user"]) + float(stats["used_cpu_sys"])
-        return used
+        return sum(self.cpu_parts(layer).values())
 
     def memory(self, layer: redis.Redis) -> int:
         """Bytes resident in the servers' processes (and Redis' data)."""
@@ -209,6 +223,8 @@ class Results:
 
     figures: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: CPU µs per saturated echo, by part of the topology.
+    parts: dict[str, float] = field(default_factory=dict)
 
 
 def settle(topology: Topology, layer: redis.Redis) -> None:
@@ -221,49 +237,75 @@ def settle(topology: Topology, layer: redis.Redis) -> None:
             return
 
 
-def run_phase(topology: Topology, layer: redis.Redis, phase: str, *args: int) -> Iterator[tuple[dict[str, Any], float]]:
-    """Run a load-client phase; yield each step's result with the CPU the servers used in it."""
+@dataclass
+class Step:
+    """What one step of the load client measured, and the CPU seconds it cost."""
+
+    result: dict[str, Any]
+    #: The servers' CPU, by part of the topology.
+    parts: dict[str, float]
+    client: float
+
+    @property
+    def cpu(self) -> float:
+        return sum(self.parts.values())
+
+
+def run_phase(topology: Topology, layer: redis.Redis, phase: str, *args: int) -> Iterator[Step]:
+    """Run a load-client phase; yield each step's result with the CPU the servers and the client
+    used in it."""
     command = ["node", str(LOAD_CLIENT), phase, topology.url, *map(str, args)]
     with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as client:
         assert client.stdin is not None and client.stdout is not None
         for _ in range({"storm": 2}.get(phase, 1)):
             settle(topology, layer)
-            before = topology.cpu(layer)
+            before, client_before = topology.cpu_parts(layer), cpu_seconds([client.pid])
             client.stdin.write("go\n")
             client.stdin.flush()
             line = client.stdout.readline()
             if not line:
                 raise RuntimeError(f"the load client failed in {phase}")
-            yield json.loads(line), topology.cpu(layer) - before
+            after = topology.cpu_parts(layer)
+            parts = {part: after[part] - before[part] for part in after}
+            yield Step(json.loads(line), parts, cpu_seconds([client.pid]) - client_before)
         client.stdin.write("end\n")
         client.stdin.flush()
 
 
-def measure(topology: Topology, layer: redis.Redis, phases: dict[str, tuple[int, int | float]]) -> Results:
+def measure(topology: Topology, layer: redis.Redis, phases: dict[str, tuple[int | float, ...]]) -> Results:
     results = Results()
     figures = results.figures
     connections, hold = phases["storm"]
     memory_before = topology.memory(layer)
-    storm = run_phase(topology, layer, "storm", connections, int(hold))
-    opened, cpu = next(storm)
-    figures["connect: connections/s"] = opened["connections"] / opened["seconds"]
-    figures["connect: CPU ms/connection"] = 1000 * cpu / opened["connections"]
+    storm = run_phase(topology, layer, "storm", int(connections), int(hold))
+    opened = next(storm)
+    figures["connect: connections/s"] = opened.result["connections"] / opened.result["seconds"]
+    figures["connect: CPU ms/connection"] = 1000 * opened.cpu / connections
+    figures["connect: load client's CPU ms/connection"] = 1000 * opened.client / connections
     figures["idle: memory KiB/connection"] = (topology.memory(layer) - memory_before) / connections / 1024
-    held, cpu = next(storm)
-    figures["idle: CPU % of a core"] = 100 * cpu / held["seconds"]
-    if held["connected"] != connections or held["disconnects"]:
-        results.notes.append(f"idle: {connections - held['connected']} dropped {held['disconnects']}")
+    held = next(storm)
+    figures["idle: CPU % of a core"] = 100 * held.cpu / held.result["seconds"]
+    if held.result["connected"] != connections or held.result["disconnects"]:
+        results.notes.append(f"idle: {connections - held.result['connected']} dropped {held.result['disconnects']}")
     list(storm)
-    for phase, counted, unit in (("echo", "events", "event"), ("broadcast", "deliveries", "delivery")):
-        clients, events = phases[phase]
-        steps = run_phase(topology, layer, phase, clients, int(events))
-        done, cpu = next(steps)
-        list(steps)  # the client closes its sockets and exits
-        figures[f"{phase}: {counted}/s"] = done[counted] / done["seconds"]
-        figures[f"{phase}: p50 ms"], figures[f"{phase}: p99 ms"] = done["p50"], done["p99"]
-        figures[f"{phase}: CPU µs/{unit}"] = 1e6 * cpu / done[counted]
-        if done["lost"]:
-            results.notes.append(f"{phase}: {done['lost']} {counted} never answered")
+    for phase, label, counted, unit in (
+        ("paced", "echo at 200/s", "events", "event"),
+        ("echo", "echo, saturated", "events", "event"),
+        ("broadcast", "broadcast", "deliveries", "delivery"),
+    ):
+        steps = run_phase(topology, layer, "echo" if phase == "paced" else phase, *map(int, phases[phase]))
+        done = next(steps)
+        list(steps)  # the client closes its connections and exits
+        count = done.result[counted]
+        if phase != "paced":
+            figures[f"{label}: {counted}/s"] = count / done.result["seconds"]
+        figures[f"{label}: p50 ms"], figures[f"{label}: p99 ms"] = done.result["p50"], done.result["p99"]
+        figures[f"{label}: CPU µs/{unit}"] = 1e6 * done.cpu / count
+        figures[f"{label}: load client's CPU µs/{unit}"] = 1e6 * done.client / count
+        if phase == "echo":
+            results.parts = {part: 1e6 * cpu / count for part, cpu in done.parts.items()}
+        if done.result["lost"]:
+            results.notes.append(f"{label}: {done.result['lost']} {counted} never answered")
     return results
 
 
@@ -280,7 +322,16 @@ def table(results: dict[str, Results]) -> str:
             cells.append(f"{value:,.1f}{ratio}")
         lines.append(f"| {figure} | " + " | ".join(cells) + " |")
     notes = [f"- {name}: {note}" for name, result in results.items() for note in result.notes]
-    return "\n".join(lines + (["", *notes] if notes else []))
+    return "\n".join(lines + (["", *notes] if notes else []) + ["", *where_the_cpu_goes(results)])
+
+
+def where_the_cpu_goes(results: dict[str, Results]) -> list[str]:
+    """A line a server: the CPU µs of a saturated echo, by process (Redis and PostgreSQL on their own)."""
+    lines = ["CPU µs per saturated echo, by process:", ""]
+    for name, result in results.items():
+        parts = ", ".join(f"{part} {cpu:,.0f}" for part, cpu in result.parts.items())
+        lines.append(f"- {name}: {parts}")
+    return lines
 
 
 def machine() -> str:

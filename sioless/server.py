@@ -22,6 +22,9 @@ from .twins import sync_twin
 if TYPE_CHECKING:
     from .socket import Socket
 
+#: Seconds between two looks, while a call waits, for sockets that disconnected before it reached them.
+CALL_RECHECK = 1.0
+
 #: Rooms as the emit functions take them: a room, a socket (its own room), or several.
 Rooms = Union[str, "Socket", Iterable[Union[str, "Socket"]], None]
 
@@ -133,26 +136,36 @@ class Server(Registry):
         first are left out. Raises AckTimeout, with the answers so far in its ``answers``, when some
         have not answered within ``timeout`` seconds."""
         frames = socketio.encode_event(namespace, event, list(args), encoder=conf.JSON_ENCODER)
-        awaited = {socket.sid for socket in await self.afetch_sockets(to, namespace)}
+        awaited = await self._sids(to, namespace)
         answers: dict[str, Any] = {}
         if not awaited:
             return answers
         layer = self.channel_layer
         answer_to = await layer.new_channel()
         await self._command("call", namespace, to, event=event, frames=frames, timeout=timeout, answer_to=answer_to)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while awaited:
-            remaining = deadline - asyncio.get_running_loop().time()
-            try:
-                answer = await asyncio.wait_for(layer.receive(answer_to), max(remaining, 0))
-            except TimeoutError:
-                raise AckTimeout(
-                    f"{event!r} not acknowledged by {len(awaited)} sockets within {timeout} s", answers
-                ) from None
-            awaited.discard(answer["sid"])
-            if "value" in answer:
-                answers[answer["sid"]] = answer["value"]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        receiving = asyncio.ensure_future(layer.receive(answer_to))  # not cancelled between answers: none is lost
+        try:
+            while awaited:
+                await asyncio.wait([receiving], timeout=max(0.0, min(deadline - loop.time(), CALL_RECHECK)))
+                if receiving.done():
+                    answer, receiving = receiving.result(), asyncio.ensure_future(layer.receive(answer_to))
+                    awaited.discard(answer["sid"])
+                    if "value" in answer:
+                        answers[answer["sid"]] = answer["value"]
+                elif loop.time() >= deadline:
+                    late = len(awaited)
+                    raise AckTimeout(f"{event!r} not acknowledged by {late} sockets within {timeout} s", answers)
+                else:  # a socket that went before the call reached it never answers
+                    awaited &= await self._sids(to, namespace)
+        finally:
+            receiving.cancel()
         return answers
+
+    async def _sids(self, to: Rooms, namespace: str) -> set[str]:
+        """The sids of the sockets in ``to``, as the database has them now."""
+        return {socket.sid for socket in await self.afetch_sockets(to, namespace)}
 
     async def _command(self, op: str, namespace: str, to: Rooms, **fields: Any) -> None:
         """Send a command to the sockets in ``to`` (each once); each one's worker carries it out

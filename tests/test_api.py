@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 import socketio
+from channels.db import database_sync_to_async
+from django.db import connections
 
 from sioless import AckTimeout, SocketGone, sio
 from tests.clients import Recorder, sio_client
@@ -20,6 +23,14 @@ from tests.test_e2e_python import refusal
 @pytest.fixture(params=["production", "development"])
 def topology(request: pytest.FixtureRequest) -> Topology:
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(autouse=True)
+async def closing_the_database_connections_of_sio() -> AsyncIterator[None]:
+    """``sio.afetch_sockets`` and the calls read the database in Django's thread: close what it
+    opened, so that the test database can be dropped at the end."""
+    yield
+    await database_sync_to_async(connections.close_all)()
 
 
 async def test_an_event_handler_named_by_its_function_returns_django_values(topology: Topology) -> None:

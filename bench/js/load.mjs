@@ -1,12 +1,16 @@
-// The benchmark's load client: stock socket.io-client connections over WebSocket on loopback.
+// The benchmark's load client: lean Socket.IO v5 connections over raw WebSockets (the `ws`
+// package), speaking just what the benchmark needs, so that it costs far less CPU per event than
+// the cheapest server it drives (the stock socket.io-client costs more than python-socketio does).
+// Correctness with the stock clients is the tests' business, not this client's.
 // Usage: node load.mjs <phase> <url> [<arguments>]
 //   storm <connections> <hold seconds>   open the connections (100 at a time); then hold them idle
-//   echo <clients> <events>              each client sends <events> acked echoes, one after another
+//   echo <clients> <events> [<per second>] each client sends <events> acked echoes: one after
+//                                        another (closed loop), or each paced at <per second>
 //   broadcast <receivers> <events>       receivers join a room; one client broadcasts to it <events> times
 // Each step waits for a line on stdin before it runs (the runner reads the servers' counters in
 // between) and prints one JSON line with what it measured.
 import { createInterface } from "node:readline";
-import { io } from "socket.io-client";
+import WebSocket from "ws";
 
 const CONCURRENT_CONNECTS = 100;
 const ACK_TIMEOUT_MS = 10000; // an ack that never comes is counted as lost, not waited for forever
@@ -19,21 +23,79 @@ async function step(result) {
   console.log(JSON.stringify({ seconds: (performance.now() - started) / 1000, ...measured }));
 }
 
-function connect(url) {
-  const socket = io(url, { transports: ["websocket"], reconnection: false, forceNew: true });
-  return new Promise((resolve, reject) => {
-    socket.once("connect", () => resolve(socket));
-    socket.once("connect_error", reject);
-  });
+/** One Engine.IO + Socket.IO connection to the main namespace: pings answered, acks matched. */
+class Connection {
+  constructor(url, resolve, reject) {
+    this.acks = new Map();
+    this.nextId = 0;
+    this.connected = false;
+    this.pings = 0;
+    this.onEvent = null;
+    this.disconnectReason = null;
+    this.ws = new WebSocket(`${url.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`);
+    this.ws.on("message", (data) => this.receive(data.toString()));
+    this.ws.on("close", () => this.closed("transport close"));
+    this.ws.on("error", reject);
+    this.ready = [resolve, reject];
+  }
+
+  receive(frame) {
+    if (frame === "2") {
+      this.pings++;
+      this.ws.send("3");
+    } else if (frame[0] === "0") {
+      this.ws.send("40"); // Engine.IO open: connect the main namespace
+    } else if (frame.startsWith("40")) {
+      this.connected = true;
+      this.ready[0](this);
+    } else if (frame.startsWith("43")) {
+      const open = frame.indexOf("[");
+      const id = Number(frame.slice(2, open));
+      this.acks.get(id)?.(JSON.parse(frame.slice(open)));
+      this.acks.delete(id);
+    } else if (frame.startsWith("42")) {
+      this.onEvent?.(JSON.parse(frame.slice(2)));
+    } else if (frame.startsWith("44")) {
+      this.ready[1](new Error(frame));
+    } else if (frame === "1" || frame.startsWith("41")) {
+      this.closed(frame === "1" ? "transport close" : "io server disconnect");
+    }
+  }
+
+  closed(reason) {
+    if (this.connected) this.disconnectReason = reason;
+    this.connected = false;
+    for (const reject of this.acks.values()) reject(null);
+    this.acks.clear();
+  }
+
+  /** Emit ``event`` with an ack id; resolves with the ack's arguments, null when it never comes. */
+  call(event, ...args) {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.acks.delete(id) && resolve(null), ACK_TIMEOUT_MS);
+      this.acks.set(id, (answer) => {
+        clearTimeout(timer);
+        resolve(answer);
+      });
+      this.ws.send(`42${id}${JSON.stringify([event, ...args])}`);
+    });
+  }
+
+  close() {
+    this.ws.terminate();
+  }
 }
 
+const connect = (url) => new Promise((resolve, reject) => new Connection(url, resolve, reject));
+
 async function connectMany(url, count) {
-  const sockets = [];
+  const connections = [];
   for (let first = 0; first < count; first += CONCURRENT_CONNECTS) {
     const batch = Array.from({ length: Math.min(CONCURRENT_CONNECTS, count - first) }, () => connect(url));
-    sockets.push(...(await Promise.all(batch)));
+    connections.push(...(await Promise.all(batch)));
   }
-  return sockets;
+  return connections;
 }
 
 function percentiles(latencies) {
@@ -42,83 +104,86 @@ function percentiles(latencies) {
   return { p50: at(0.5), p99: at(0.99) };
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 const phases = {
   async storm(url, connections, holdSeconds) {
-    let sockets = [];
+    let opened = [];
     await step(async () => {
-      sockets = await connectMany(url, Number(connections));
-      return { connections: sockets.length };
+      opened = await connectMany(url, Number(connections));
+      return { connections: opened.length };
     });
     await step(async () => {
+      const pingsBefore = opened.reduce((sum, connection) => sum + connection.pings, 0);
+      await sleep(Number(holdSeconds) * 1000);
       const disconnects = {};
-      let pings = 0;
-      for (const socket of sockets) {
-        socket.io.on("ping", () => pings++);
-        socket.on("disconnect", (reason) => (disconnects[reason] = (disconnects[reason] ?? 0) + 1));
+      for (const { disconnectReason: reason } of opened) {
+        if (reason) disconnects[reason] = (disconnects[reason] ?? 0) + 1;
       }
-      await new Promise((resolve) => setTimeout(resolve, Number(holdSeconds) * 1000));
-      return { connected: sockets.filter((socket) => socket.connected).length, pings, disconnects };
+      const pings = opened.reduce((sum, connection) => sum + connection.pings, 0) - pingsBefore;
+      return { connected: opened.filter((connection) => connection.connected).length, pings, disconnects };
     });
-    return sockets;
+    return opened;
   },
 
-  async echo(url, clients, events) {
-    const sockets = await connectMany(url, Number(clients));
+  async echo(url, clients, events, perSecond) {
+    const opened = await connectMany(url, Number(clients));
+    const pause = perSecond ? 1000 / Number(perSecond) : 0;
     await step(async () => {
       const latencies = [];
       let lost = 0;
       await Promise.all(
-        sockets.map(async (socket) => {
+        opened.map(async (connection, index) => {
+          if (pause) await sleep((pause * index) / opened.length); // spread the clients' beats
           for (let n = 0; n < Number(events); n++) {
             const sent = performance.now();
-            try {
-              await socket.timeout(ACK_TIMEOUT_MS).emitWithAck("echo", n);
-              latencies.push(performance.now() - sent);
-            } catch {
+            const answer = await connection.call("echo", n);
+            if (answer === null) {
               lost++;
-              if (!socket.connected) {
+              if (!connection.connected) {
                 lost += Number(events) - n - 1; // the server dropped it: the rest is lost too
                 break;
               }
+            } else {
+              latencies.push(performance.now() - sent);
             }
+            if (pause) await sleep(Math.max(0, pause - (performance.now() - sent)));
           }
         }),
       );
       return { events: latencies.length, lost, ...percentiles(latencies) };
     });
-    return sockets;
+    return opened;
   },
 
   async broadcast(url, receivers, events) {
-    const sockets = await connectMany(url, Number(receivers) + 1);
-    const [sender, ...rest] = sockets;
-    await Promise.all(rest.map((socket) => socket.timeout(ACK_TIMEOUT_MS).emitWithAck("join", "bench")));
+    const opened = await connectMany(url, Number(receivers) + 1);
+    const [sender, ...rest] = opened;
+    await Promise.all(rest.map((connection) => connection.call("join", "bench")));
     const latencies = [];
     const expected = rest.length * Number(events);
     let allDelivered;
     const delivered = new Promise((resolve) => (allDelivered = resolve));
-    for (const socket of rest) {
-      socket.on("news", (sentAt) => {
+    for (const connection of rest) {
+      connection.onEvent = ([event, sentAt]) => {
+        if (event !== "news") return;
         latencies.push(performance.now() - sentAt);
         if (latencies.length === expected) allDelivered();
-      });
+      };
     }
     await step(async () => {
       for (let n = 0; n < Number(events); n++) {
-        await sender
-          .timeout(ACK_TIMEOUT_MS)
-          .emitWithAck("broadcast", "bench", performance.now(), {})
-          .catch(() => {}); // its deliveries, if they never come, are counted as lost
+        await sender.call("broadcast", "bench", performance.now(), {}); // lost deliveries are counted below
       }
-      await Promise.race([delivered, new Promise((resolve) => setTimeout(resolve, ACK_TIMEOUT_MS))]);
+      await Promise.race([delivered, sleep(ACK_TIMEOUT_MS)]);
       return { deliveries: latencies.length, lost: expected - latencies.length, ...percentiles(latencies) };
     });
-    return sockets;
+    return opened;
   },
 };
 
 const [phase, url, ...args] = process.argv.slice(2);
-const sockets = await phases[phase](url, ...args);
+const opened = await phases[phase](url, ...args);
 await lines.next(); // the runner read the counters: done
-for (const socket of sockets) socket.close();
+for (const connection of opened) connection.close();
 process.exit(0);
