@@ -587,7 +587,6 @@ class Worker:
     ) -> None:
         """Run an event's handler and send the client its return value as the ack, if it asked for
         one. A handler that raises, or returns what cannot be encoded, is logged and acks nothing."""
-        about = f"handler {_name(handler)} of event {event!r} in namespace {socket.namespace} (socket {socket.sid})"
         if takes_ack(handler):  # the handler acknowledges when it wants, if it wants
             ack_id, extra = None, {"ack": Ack(socket, ack_id)}
         else:
@@ -595,7 +594,7 @@ class Worker:
         try:
             result = await _call(handler, socket, *args, **extra)
         except Exception:
-            logger.exception("%s raised", about)
+            logger.exception("%s raised", _about(handler, event, socket))
             return
         finally:
             await self._save_data(socket)
@@ -604,7 +603,7 @@ class Worker:
             try:
                 frames = socketio.encode(Packet(PacketType.ACK, socket.namespace, ack_args, ack_id), conf.JSON_ENCODER)
             except PayloadError:
-                logger.exception("%s returned an ack that cannot be sent", about)
+                logger.exception("%s returned an ack that cannot be sent", _about(handler, event, socket))
                 return
             await self.send_frames(socket._session, frames, handled=1)
 
@@ -763,6 +762,11 @@ def takes_ack(handler: Callable[..., Any]) -> bool:
 def _name(handler: Callable[..., Any] | None) -> str:
     """A handler's name for the logs: its module and qualified name."""
     return f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', handler)}"
+
+
+def _about(handler: Callable[..., Any], event: str, socket: Socket) -> str:
+    """Which handler ran for what, for the log of its failure."""
+    return f"handler {_name(handler)} of event {event!r} in namespace {socket.namespace} (socket {socket.sid})"
 
 
 def _groups_of(socket: Socket) -> list[str]:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -58,8 +57,6 @@ class PacketType(IntEnum):
 
 
 BINARY_TYPES = frozenset({PacketType.BINARY_EVENT, PacketType.BINARY_ACK})
-#: The ``<attachments>-`` part of a binary packet's text, after its type (empty otherwise).
-_ATTACHMENT_COUNT = re.compile(r"(?:\d+-)?")
 
 
 @dataclass(frozen=True)
@@ -133,8 +130,8 @@ def with_ack_id(frames: list[str | bytes], namespace: str, ack_id: int) -> list[
     """The frames of an encoded packet that has no ack id, asking for ack ``ack_id``: an event
     encoded once and sent to several clients, each with an id of its own."""
     text, *attachments = frames
-    assert isinstance(text, str)
-    head = 1 + len(_ATTACHMENT_COUNT.match(text, 1)[0])  # type: ignore[index]
+    assert isinstance(text, str)  # encode() puts the text part first
+    head = text.index("-") + 1 if PacketType(int(text[0])) in BINARY_TYPES else 1  # past "<type>[<attachments>-]"
     if namespace != "/":
         head += len(namespace) + 1
     return [f"{text[:head]}{ack_id}{text[head:]}", *attachments]
