@@ -32,7 +32,9 @@ class Connection {
     this.pings = 0;
     this.onEvent = null;
     this.disconnectReason = null;
-    this.ws = new WebSocket(`${url.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`);
+    // no permessage-deflate: servers that accept it (uvicorn's) would compress every frame both ways
+    const endpoint = `${url.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`;
+    this.ws = new WebSocket(endpoint, { perMessageDeflate: false });
     this.ws.on("message", (data) => this.receive(data.toString()));
     this.ws.on("close", () => this.closed("transport close"));
     this.ws.on("error", reject);
@@ -65,7 +67,7 @@ class Connection {
   closed(reason) {
     if (this.connected) this.disconnectReason = reason;
     this.connected = false;
-    for (const reject of this.acks.values()) reject(null);
+    for (const answer of this.acks.values()) answer(null);
     this.acks.clear();
   }
 
