@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import signal
 import subprocess
 import sys
@@ -13,10 +14,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 import socketio
+from django.db import connection
 
-from tests.conftest import Topology, own_database, sql
+from sioless.names import process_of, shard_of
+from sioless.worker import SWEEP_EVERY, SYNC_GRACE
+from tests.clients import sio_client
+from tests.conftest import Topology, own_database, sql, topology_of_its_own, wait_until
 from tests.processes import NODE_SCENARIOS, daphne, django_env, worker
 
 NODE_CLIENTS = 30
@@ -71,6 +77,36 @@ def test_a_worker_says_which_shards_it_serves_or_stands_by_for(production: Topol
         assert "for shards [0]" in standby.log()
     finally:
         standby.stop()
+
+
+async def test_a_revived_session_whose_consumer_never_answers_is_closed(django_db_setup: None) -> None:
+    """A session whose consumer died without a word (as a crash while Redis was away leaves it),
+    in a server process that lives on, so nothing reaps it: the revived worker closes it once its
+    consumer has not answered the resync in SYNC_GRACE. A live client's session is kept."""
+    with topology_of_its_own("resync") as topology:
+        async with sio_client(topology.urls[0]) as client:
+            ((live_sid, reply),) = sql(topology.database, "SELECT sid, reply_channel FROM sioless_enginesession")
+            ghost = secrets.token_urlsafe(15)
+            handshake = json.dumps({"query": {}, "headers": {}, "address": "", "url": "", "issued": 0.0})
+            row = (ghost, shard_of(ghost, 2), f"{process_of(reply)}!gone", process_of(reply), handshake)
+            insert = (
+                "INSERT INTO sioless_enginesession (sid, shard, reply_channel, process, handshake, opened)"
+                " VALUES (%s, %s, %s, %s, %s, now())"
+            )
+            with psycopg.connect(
+                host="127.0.0.1", user=connection.settings_dict["USER"], dbname=topology.database
+            ) as db:
+                db.execute(insert, row)
+            topology.processes["worker"].stop(timeout=40)
+            topology.processes["worker"] = worker("resync-worker-revived", topology.env, 0, 1)
+            bound = SYNC_GRACE + SWEEP_EVERY + 5
+            with contextlib.suppress(TimeoutError):
+                await wait_until(lambda: len(sql(topology.database, SESSIONS)) == 1, bound)
+            assert sql(topology.database, SESSIONS) == [(live_sid,)]
+            assert await client.call("echo", "still here", timeout=5) == "still here"
+
+
+SESSIONS = "SELECT sid FROM sioless_enginesession"
 
 
 def start_worker_b(topology: Topology, *, standby: bool) -> None:
