@@ -31,6 +31,7 @@ from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer as ChannelsInMemoryLayer
 from channels_redis.core import RedisChannelLayer as ChannelsRedisLayer
 from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 #: KEYS: the channel's key, its wake-up list (a durable channel's; else unused); ARGV: the message,
@@ -123,10 +124,14 @@ class RedisChannelLayer(ChannelsRedisLayer):
 
     def create_pool(self, index: int) -> Any:
         """A pool that waits for a free connection when all ``max_connections`` are busy (redis-py's
-        raises "Too many connections": a burst of connects then crashed consumers)."""
+        raises "Too many connections": a burst of connects then crashed consumers), and whose
+        connections retry a command once, on a new connection, when the one they had was closed
+        (after a restart of Redis every pooled connection is: its first command failed, and with it
+        the consumer that sent it)."""
         host = dict(self.hosts[index])
         if "address" not in host:
             return super().create_pool(index)  # Sentinel's pool
+        host.setdefault("retry_on_error", [RedisConnectionError])
         return BlockingConnectionPool.from_url(host.pop("address"), timeout=POOL_WAIT, **host)
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
