@@ -30,6 +30,7 @@ import redis
 import socketio
 
 from demo_project.production import free_port
+from sioless.layers import RedisChannelLayer
 from tests.clients import Recorder
 from tests.conftest import Topology, topology_of_its_own, wait_until
 from tests.processes import ROOT, Process, daphne, django_env, qcluster, round_robin_proxy, run_node, worker
@@ -373,3 +374,21 @@ async def test_a_sentinel_failover_is_survived_like_a_restart(django_db_setup: N
                 assert await client.call("echo", "after the failover", timeout=10) == "after the failover"
         assert replica.client().info("replication")["role"] == "master"
     print(f"broadcasts reached every client again {took:.1f} s after the master was killed")
+
+
+async def test_the_first_command_after_a_redis_restart_does_not_fail() -> None:
+    """Every pooled connection is closed by a restart of Redis: the command that finds one closed
+    is sent again on a new connection (without that, it raised, and the consumer sending it ended)."""
+    server = RedisServer()
+    server.start()
+    try:
+        layer = RedisChannelLayer(hosts=[{"address": f"redis://127.0.0.1:{server.port}", "socket_timeout": None}])
+        await layer.send("before", {"type": "test.message"})  # the pool now holds a connection
+        server.kill()
+        server.start()
+        await layer.send("after", {"type": "test.message"})
+        assert (await layer.receive("after"))["type"] == "test.message"
+        await layer.flush()
+    finally:
+        assert server.process is not None
+        server.process.stop()
