@@ -6,7 +6,8 @@ add, refresh the expiry), and receives one in four (restore the in-flight backup
 clear the backup). :class:`RedisChannelLayer` sends in one Lua script, and a server process takes
 every message waiting for its consumers (up to ``RECEIVE_BATCH``) in one script too, keeping them
 in the in-flight backup until they are handed to the consumers, so a cancelled receive still
-loses nothing.
+loses nothing; nor does one cancelled (its consumer ended) while it waits in Redis for the
+process's next message: the wait is shielded, and what it brings goes to its consumer.
 
 A worker's channel (``sioless.worker.N``) is durable: :meth:`RedisChannelLayer.take` takes a
 message in one script and keeps it in flight in Redis until the worker acknowledges it, and a
@@ -20,6 +21,7 @@ Everything else, groups included, is channels-redis' own.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import itertools
@@ -199,14 +201,29 @@ class RedisChannelLayer(ChannelsRedisLayer):
                 # channels-redis' receive() buffers the message returned: the others go first
                 *earlier, last = [self.addressed(member) for member in batch[0::2]]
                 for targets, message in earlier:
-                    for target in targets if isinstance(targets, list) else [targets]:
-                        self.receive_buffer[target].put_nowait(message)
+                    self.buffer(targets, message)
                 self.handed_over[key] = token
                 return last
             self.handed_over[key] = token
-            popped = await connection.bzpopmin(key, timeout=self.brpop_timeout)
+            popping = asyncio.ensure_future(connection.bzpopmin(key, timeout=self.brpop_timeout))
+            try:
+                popped = await asyncio.shield(popping)
+            except asyncio.CancelledError:
+                # its consumer ended: what Redis pops for the process still reaches its consumer
+                popping.add_done_callback(self.buffer_popped)
+                raise
             if popped is not None:
                 return self.addressed(popped[1])
+
+    def buffer_popped(self, popping: asyncio.Future[Any]) -> None:
+        """Put the message a pop whose receive was cancelled brought into its consumer's buffer."""
+        if not popping.cancelled() and popping.exception() is None and popping.result() is not None:
+            self.buffer(*self.addressed(popping.result()[1]))
+
+    def buffer(self, targets: Any, message: dict[str, Any]) -> None:
+        """Queue a received message for its consumer (or, from a group, consumers) of this process."""
+        for target in targets if isinstance(targets, list) else [targets]:
+            self.receive_buffer[target].put_nowait(message)
 
     async def ping(self) -> None:
         """Raise unless every Redis host of the layer answers."""
