@@ -7,7 +7,7 @@ clear the backup). :class:`RedisChannelLayer` sends in one Lua script, and a ser
 every message waiting for its consumers (up to ``RECEIVE_BATCH``) in one script too, keeping them
 in the in-flight backup until they are handed to the consumers, so a cancelled receive still
 loses nothing; nor does one cancelled (its consumer ended) while it waits in Redis for the
-process's next message: the wait is shielded, and what it brings goes to its consumer.
+process's next message: the wait is shielded, and what it brings is put back first in line.
 
 A worker's channel (``sioless.worker.N``) is durable: :meth:`RedisChannelLayer.take` takes a
 message in one script and keeps it in flight in Redis until the worker acknowledges it, and a
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import itertools
 import time
@@ -123,6 +124,8 @@ class RedisChannelLayer(ChannelsRedisLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.handed_over: dict[str, str] = {}
+        #: Messages on their way back to Redis (see :meth:`put_back`), kept from the garbage collector.
+        self.putting_back: set[asyncio.Future[Any]] = set()
 
     def create_pool(self, index: int) -> Any:
         """A pool that waits for a free connection when all ``max_connections`` are busy (redis-py's
@@ -209,16 +212,21 @@ class RedisChannelLayer(ChannelsRedisLayer):
             try:
                 popped = await asyncio.shield(popping)
             except asyncio.CancelledError:
-                # its consumer ended: what Redis pops for the process still reaches its consumer
-                popping.add_done_callback(self.buffer_popped)
+                # its consumer ended: what Redis pops for the process now goes back for the next receive
+                popping.add_done_callback(functools.partial(self.put_back, connection))
                 raise
             if popped is not None:
                 return self.addressed(popped[1])
 
-    def buffer_popped(self, popping: asyncio.Future[Any]) -> None:
-        """Put the message a pop whose receive was cancelled brought into its consumer's buffer."""
-        if not popping.cancelled() and popping.exception() is None and popping.result() is not None:
-            self.buffer(*self.addressed(popping.result()[1]))
+    def put_back(self, connection: Any, popping: asyncio.Future[Any]) -> None:
+        """Put a message that a pop whose receive was cancelled took back first in its process's
+        channel, where the receive that took over waits for it."""
+        if popping.cancelled() or popping.exception() is not None or popping.result() is None:
+            return
+        key, member, score = popping.result()
+        putting_back = asyncio.ensure_future(connection.zadd(key, {member: score}))
+        self.putting_back.add(putting_back)
+        putting_back.add_done_callback(self.putting_back.discard)
 
     def buffer(self, targets: Any, message: dict[str, Any]) -> None:
         """Queue a received message for its consumer (or, from a group, consumers) of this process."""
