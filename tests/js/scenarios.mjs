@@ -157,9 +157,11 @@ const scenarios = {
     await ask(a, "broadcast", "room one", "after close");
     await sleep(300);
     const kicked = next(c, "disconnect");
+    const heard = next(watcher, "gone"); // the disconnect handler's news (over polling: at the next GET)
     c.emit("kick_me");
     const [kickReason] = await kicked;
-    await sleep(300);
+    await heard;
+    await sleep(300); // a second "gone" would show by now
     const result = { ids, joined, left, news, kickReason, gone };
     for (const s of [a, b, watcher]) s.close();
     return result;
