@@ -224,11 +224,14 @@ class EngineConsumer(LeanConsumer):
 
     async def sioless_broadcast(self, message: dict[str, Any]) -> None:
         """Frames sent to a group: delivered once, unless a skipped room holds this client."""
-        if not self.groups.isdisjoint(message["skip"]):
-            return
-        first_target = next((i for i, group in enumerate(message["targets"]) if group in self.groups), None)
-        if first_target == message["via"]:
+        if self.groups.isdisjoint(message["skip"]) and self.first_through(message):
             await self.sioless_frames(message)
+
+    def first_through(self, message: dict[str, Any]) -> bool:
+        """Whether a message sent to several groups came through the first of them this client is
+        in (``via``): it is taken once, however many of its groups hold the client."""
+        first_target = next((i for i, group in enumerate(message["targets"]) if group in self.groups), None)
+        return first_target == message["via"]
 
     async def sioless_groups(self, message: dict[str, Any]) -> None:
         """The worker changed this consumer's groups."""
@@ -238,9 +241,7 @@ class EngineConsumer(LeanConsumer):
     async def sioless_command(self, message: dict[str, Any]) -> None:
         """A command for one of this client's sockets, taken once (through the first of its target
         groups this client is in): the worker carries it out in order."""
-        if self.outbox is None or self.closing or message["targets"][message["via"]] not in self.groups:
-            return
-        if not any(group in self.groups for group in message["targets"][: message["via"]]):
+        if self.outbox is not None and not self.closing and self.first_through(message):
             await self.outbox.control(dict(message))
 
     async def sioless_close(self, message: dict[str, Any]) -> None:

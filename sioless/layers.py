@@ -204,7 +204,8 @@ class RedisChannelLayer(ChannelsRedisLayer):
                 # channels-redis' receive() buffers the message returned: the others go first
                 *earlier, last = [self.addressed(member) for member in batch[0::2]]
                 for targets, message in earlier:
-                    self.buffer(targets, message)
+                    for target in targets if isinstance(targets, list) else [targets]:
+                        self.receive_buffer[target].put_nowait(message)
                 self.handed_over[key] = token
                 return last
             self.handed_over[key] = token
@@ -227,11 +228,6 @@ class RedisChannelLayer(ChannelsRedisLayer):
         putting_back = asyncio.ensure_future(connection.zadd(key, {member: score}))
         self.putting_back.add(putting_back)
         putting_back.add_done_callback(self.putting_back.discard)
-
-    def buffer(self, targets: Any, message: dict[str, Any]) -> None:
-        """Queue a received message for its consumer (or, from a group, consumers) of this process."""
-        for target in targets if isinstance(targets, list) else [targets]:
-            self.receive_buffer[target].put_nowait(message)
 
     async def ping(self) -> None:
         """Raise unless every Redis host of the layer answers."""

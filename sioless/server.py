@@ -165,7 +165,9 @@ class Server(Registry):
 
     async def _sids(self, to: Rooms, namespace: str) -> set[str]:
         """The sids of the sockets in ``to``, as the database has them now."""
-        return {socket.sid for socket in await self.afetch_sockets(to, namespace)}
+        from . import store
+
+        return await database_sync_to_async(store.socket_sids)(namespace, room_names(to))
 
     async def _command(self, op: str, namespace: str, to: Rooms, **fields: Any) -> None:
         """Send a command to the sockets in ``to`` (each once); each one's worker carries it out

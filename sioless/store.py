@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -131,15 +131,22 @@ def load_shard(shard: int) -> list[StoredSession]:
 
 def fetch_sockets(namespace: str, rooms: list[str]) -> list[StoredSocket]:
     """The sockets of ``namespace`` in any of ``rooms`` (all of them when ``rooms`` is empty)."""
+    sockets = _sockets_in(namespace, rooms).select_related("session").prefetch_related("memberships")
+    return [_stored_socket(socket, socket.session) for socket in sockets.order_by("connected")]
+
+
+def socket_sids(namespace: str, rooms: list[str]) -> set[str]:
+    """The sids of the sockets :func:`fetch_sockets` would return, in one light query."""
+    return set(_sockets_in(namespace, rooms).values_list("sid", flat=True))
+
+
+def _sockets_in(namespace: str, rooms: list[str]) -> QuerySet[NamespaceSocket]:
     sockets = NamespaceSocket.objects.filter(namespace_group=namespace_group(namespace))
     if rooms:
         groups = [room_group(namespace, room) for room in rooms]
         sids = [room for room in rooms if SID_SHAPE.fullmatch(room)]  # any other name is no sid: kept from SQL
         sockets = sockets.filter(Q(sid__in=sids) | Q(memberships__group__in=groups)).distinct()
-    return [
-        _stored_socket(socket, socket.session)
-        for socket in sockets.select_related("session").prefetch_related("memberships").order_by("connected")
-    ]
+    return sockets
 
 
 def _stored_socket(socket: NamespaceSocket, session: EngineSession) -> StoredSocket:

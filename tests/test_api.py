@@ -71,7 +71,7 @@ async def test_connect_middlewares_run_in_order_before_the_connect_handler_and_m
 
 
 @contextlib.asynccontextmanager
-async def answering_room(urls: list[str], room: str) -> contextlib.AsyncExitStack:  # type: ignore[misc]
+async def answering_room(urls: list[str], room: str) -> AsyncIterator[list[socketio.AsyncClient]]:
     """Three clients in ``room``, spread over ``urls``: two answer "question" (n -> 2n), the last
     does not answer at all."""
     async with contextlib.AsyncExitStack() as stack:
@@ -84,8 +84,7 @@ async def answering_room(urls: list[str], room: str) -> contextlib.AsyncExitStac
                 client.on("question", never_answer)  # without a handler, python-socketio acks with nothing
             await client.call("join", room, timeout=5)
             clients.append(client)
-        stack.clients = clients  # type: ignore[attr-defined]
-        yield stack
+        yield clients
 
 
 async def never_answer(*args: object) -> None:
@@ -94,8 +93,8 @@ async def never_answer(*args: object) -> None:
 
 async def test_a_server_call_from_another_process_returns_the_clients_ack(production: Topology) -> None:
     """pytest is the other process: it reaches clients on both daphne processes through Redis."""
-    async with answering_room(production.urls, "asked") as room:
-        answering, silent = room.clients[0], room.clients[2]
+    async with answering_room(production.urls, "asked") as clients:
+        answering, silent = clients[0], clients[2]
         answer = await sio.acall("question", 21, to=answering.get_sid(), timeout=5)
         assert answer == {"double": 42, "client": 0}
         with pytest.raises(AckTimeout):
@@ -105,23 +104,23 @@ async def test_a_server_call_from_another_process_returns_the_clients_ack(produc
         with pytest.raises(AckTimeout) as late:
             await sio.acall_all("question", 5, to="asked", timeout=1.5)
         assert late.value.answers == {
-            room.clients[0].get_sid(): {"double": 10, "client": 0},
-            room.clients[1].get_sid(): {"double": 10, "client": 1},
+            clients[0].get_sid(): {"double": 10, "client": 0},
+            clients[1].get_sid(): {"double": 10, "client": 1},
         }
         await silent.disconnect()  # a socket that goes is left out, not waited for
-        answers = await sio.acall_all("question", 4, to=["asked", room.clients[0].get_sid()], timeout=5)
+        answers = await sio.acall_all("question", 4, to=["asked", clients[0].get_sid()], timeout=5)
         assert sorted(answer["client"] for answer in answers.values()) == [0, 1]  # each asked once
 
 
 async def test_a_view_calls_the_sockets_of_a_room(development: Topology) -> None:
-    async with answering_room(development.urls, "asked-by-a-view") as room, aiohttp.ClientSession() as http:
+    async with answering_room(development.urls, "asked-by-a-view") as clients, aiohttp.ClientSession() as http:
         body = {"event": "question", "args": [3], "to": "asked-by-a-view", "timeout": 1.5}
         async with http.post(f"{development.urls[0]}/call/", json=body) as response:
             result = await response.json()
         assert result["late"] is True
         assert result["answers"] == {
-            room.clients[0].get_sid(): {"double": 6, "client": 0},
-            room.clients[1].get_sid(): {"double": 6, "client": 1},
+            clients[0].get_sid(): {"double": 6, "client": 0},
+            clients[1].get_sid(): {"double": 6, "client": 1},
         }
 
 
