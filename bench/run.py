@@ -149,14 +149,14 @@ def sioless_development() -> Iterator[Topology]:
 
 
 def sioless_production(
-    asgi_server: str, layer: str = "sioless.layers.RedisChannelLayer"
+    asgi_server: str, layer: str = "sioless.layers.RedisChannelLayer", **options: str
 ) -> Callable[[], contextlib.AbstractContextManager[Topology]]:
     """One ASGI server process (daphne or uvicorn), a worker for both shards, a qcluster, Redis
-    (through the channel layer ``layer``), PostgreSQL."""
+    (through the channel layer ``layer``), PostgreSQL; ``options``: more SIOLESS_TEST_* settings."""
 
     @contextlib.contextmanager
     def start() -> Iterator[Topology]:
-        settings = {"SIOLESS_TEST_DB_NAME": DATABASE, "SIOLESS_TEST_LAYER_BACKEND": layer}
+        settings = {"SIOLESS_TEST_DB_NAME": DATABASE, "SIOLESS_TEST_LAYER_BACKEND": layer, **options}
         env = sioless_env("tests.settings", SIOLESS_TEST_LOG_LEVEL="INFO", **settings)
         prefix = env["SIOLESS_TEST_LAYER_PREFIX"]
         with (
@@ -206,6 +206,7 @@ SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[Topology]]] = 
     "sioless development (runserver)": sioless_development,
     "sioless production (daphne)": sioless_production("daphne"),
     "sioless production (uvicorn)": sioless_production("uvicorn"),
+    "sioless production (daphne, recovery on)": sioless_production("daphne", SIOLESS_TEST_RECOVERY="1"),
 }
 #: Run with --only: plain channels-redis under the storm exhausts redis-py's pool in daphne
 #: ("Too many connections"), and the echo phase then waits out a timeout for every lost ack.

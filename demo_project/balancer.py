@@ -80,8 +80,8 @@ class Balancer:
         writer.close()
 
 
-async def serve(port: int, backends: list[int]) -> None:
-    balancer = Balancer(backends)
+async def serve(port: int, balancer: Balancer) -> None:
+    """Serve on ``port`` until cancelled."""
     server = await asyncio.start_server(lambda *client: balancer.serve_client(client), "127.0.0.1", port)
     async with server:
         await server.serve_forever()
@@ -89,4 +89,4 @@ async def serve(port: int, backends: list[int]) -> None:
 
 if __name__ == "__main__":
     listen, *targets = (int(arg) for arg in sys.argv[1:])
-    asyncio.run(serve(listen, targets))
+    asyncio.run(serve(listen, Balancer(targets)))

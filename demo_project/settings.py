@@ -50,7 +50,7 @@ TEMPLATES = [
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3", "CONN_MAX_AGE": None}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "sioless.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
 
-SIOLESS = {"SHARDS": 1}
+SIOLESS = {"SHARDS": 1, "CONNECTION_STATE_RECOVERY": True}
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [

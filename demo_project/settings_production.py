@@ -42,7 +42,7 @@ CHANNEL_LAYERS = {
     }
 }
 Q_CLUSTER = {"name": PREFIX, "workers": 2, "timeout": 150, "retry": 200, "redis": REDIS}
-SIOLESS = {"SHARDS": 2}
+SIOLESS = {"SHARDS": 2, "CONNECTION_STATE_RECOVERY": True}
 
 # daphne serves the browser app itself here; put a web server or whitenoise in front in production.
 DEMO_SERVES_STATIC_FILES = True

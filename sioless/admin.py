@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from .models import EngineSession, NamespaceSocket, RoomMembership, ShardLease
+from .models import EngineSession, NamespaceSocket, RoomMembership, ShardLease, SuspendedSocket
 from .server import sio
 
 
@@ -54,6 +54,15 @@ class NamespaceSocketAdmin(ReadOnlyAdmin):
 class RoomMembershipAdmin(ReadOnlyAdmin):
     list_display = ["room", "namespace", "socket"]
     search_fields = ["room", "socket__sid", "socket__session__user_id"]
+
+
+@admin.register(SuspendedSocket)
+class SuspendedSocketAdmin(ReadOnlyAdmin):
+    """Sockets whose connection was lost, waiting for their client to recover them."""
+
+    exclude = ["auth", "handshake", "pid_digest"]
+    list_display = ["sid", "namespace", "reason", "suspended"]
+    search_fields = ["sid", "namespace"]
 
 
 @admin.register(ShardLease)

@@ -11,6 +11,9 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import DEFAULTS, conf
 
+#: The channel layers that keep the packets connection state recovery sends again.
+SIOLESS_LAYERS = ("sioless.layers.RedisChannelLayer", "sioless.layers.InMemoryChannelLayer")
+
 _POSITIVE_NUMBERS = (
     "SHARDS",
     "PING_INTERVAL",
@@ -25,6 +28,7 @@ _POSITIVE_NUMBERS = (
     "SID_MAX_AGE",
     "CONNECT_TIMEOUT",
     "UPGRADE_TIMEOUT",
+    "MAX_DISCONNECTION_DURATION",
 )
 
 
@@ -56,7 +60,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     errors += check_json_encoder()
     if errors:
         return errors
-    return check_heartbeat() + check_channel_layer() + check_database_connections()
+    return check_heartbeat() + check_channel_layer() + check_database_connections() + check_recovery()
 
 
 def check_json_encoder() -> list[CheckMessage]:
@@ -139,6 +143,21 @@ def check_channel_layer() -> list[CheckMessage]:
                     "{'address': 'redis://...', 'socket_timeout': None}."
                 ),
                 id="sioless.W002",
+            )
+        ]
+    return []
+
+
+def check_recovery() -> list[CheckMessage]:
+    """Connection state recovery keeps its packets in sioless' own channel layers."""
+    layer = getattr(settings, "CHANNEL_LAYERS", {}).get(conf.CHANNEL_LAYER, {})
+    backend = str(layer.get("BACKEND", ""))
+    if conf.CONNECTION_STATE_RECOVERY and backend not in SIOLESS_LAYERS:
+        return [
+            Error(
+                f"SIOLESS['CONNECTION_STATE_RECOVERY'] needs one of sioless' channel layers, not {backend!r}.",
+                hint="Use 'sioless.layers.RedisChannelLayer' ('sioless.layers.InMemoryChannelLayer' in development).",
+                id="sioless.E008",
             )
         ]
     return []

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "PRIVATE_QUERY_PARAMETERS": ["token", "access_token", "api_key", "apikey", "key", "password", "secret"],
     "KEEP_AUTH": True,
     "JSON_ENCODER": "django.core.serializers.json.DjangoJSONEncoder",
+    "CONNECTION_STATE_RECOVERY": False,
+    "MAX_DISCONNECTION_DURATION": 120.0,
+    "RECOVERY_SKIPS_CONNECT_HANDLERS": True,
 }
 
 
@@ -156,6 +159,22 @@ class Settings:
     def JSON_ENCODER(self) -> type[json.JSONEncoder]:
         """The ``json.JSONEncoder`` subclass (a dotted path) that encodes what is sent to clients."""
         return _import_encoder(str(self._get("JSON_ENCODER")))
+
+    @property
+    def CONNECTION_STATE_RECOVERY(self) -> bool:
+        """Let a client whose connection was lost come back as the same socket (sid, rooms, data)
+        and receive what was sent to it meanwhile (socket.io's connection state recovery)."""
+        return bool(self._get("CONNECTION_STATE_RECOVERY"))
+
+    @property
+    def MAX_DISCONNECTION_DURATION(self) -> float:
+        """Seconds a lost socket can be recovered; then its disconnect handler runs."""
+        return float(self._get("MAX_DISCONNECTION_DURATION"))
+
+    @property
+    def RECOVERY_SKIPS_CONNECT_HANDLERS(self) -> bool:
+        """A recovered socket skips the middlewares and the connect handler (Node's ``skipMiddlewares``)."""
+        return bool(self._get("RECOVERY_SKIPS_CONNECT_HANDLERS"))
 
 
 @functools.lru_cache(maxsize=8)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import secrets
 import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,6 +26,7 @@ from .origins import Trust, header, origin_trust
 from .protocol import engineio
 from .protocol.engineio import HandshakeError, PacketType
 from .reasons import DisconnectReason
+from .recovery import offset_key
 from .socket import Handshake
 
 #: WebSocket close codes. ASGI servers send only 1000 and 3000-4999, so the
@@ -40,6 +42,11 @@ _NEVER_KEPT = frozenset({"cookie"})
 
 #: The last heartbeat tick this process reported alive to the ticker: one report a process a tick.
 _reported_tick = 0
+
+#: Most broadcasts a connection holds while one of its sockets is recovered, and most seconds
+#: (checked at each heartbeat tick): past either, what it holds is sent as it is.
+HOLD_LIMIT = 1000
+HOLD_SECONDS = 10.0
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +133,8 @@ class EngineConsumer(LeanConsumer):
         self.opened_at = 0.0
         self.closing = True
         self.ended_by: DisconnectReason | None = None
+        #: While a socket is recovered: the broadcasts of its namespace's packet log held, by log.
+        self.holding: dict[str, HeldBroadcasts] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve the connection; however it ends (a crash, the server's shutdown), the worker is told."""
@@ -207,25 +216,48 @@ class EngineConsumer(LeanConsumer):
         raise StopConsumer
 
     async def sioless_frames(self, message: dict[str, Any]) -> None:
-        """Frames the worker sends this client (with how far it has handled the client's)."""
+        """Frames the worker sends this client (with how far it has handled the client's), then the
+        broadcasts held for a recovery it ends."""
         if self.outbox is not None:
             await self.outbox.credit(message.get("handled"))
         for frame in message["frames"]:
             await self.send_message(frame)
+        if "release" in message:
+            log, offset = message["release"]
+            await self.release(log, offset)
 
     async def sioless_credit(self, message: dict[str, Any]) -> None:
-        """The worker handled the client's frames up to ``handled``, or (revived) asks how many were sent."""
+        """The worker handled the client's frames up to ``handled``, or (revived) asks how many were
+        sent; a ``probe`` is answered only while the client is there."""
         if self.outbox is None or self.closing:
             return
         if message.get("resync"):
-            await self.outbox.resync()
+            if not message.get("probe") or self.client_present():
+                await self.outbox.resync()
         else:
             await self.outbox.credit(message["handled"])
 
+    def client_present(self) -> bool:
+        """Whether the client is there, as far as this consumer knows (a WebSocket's is, until it closes)."""
+        return True
+
     async def sioless_broadcast(self, message: dict[str, Any]) -> None:
-        """Frames sent to a group: delivered once, unless a skipped room holds this client."""
+        """Frames sent to a group: delivered once, unless a skipped room holds this client; held
+        while a socket of its namespace is recovered."""
         if self.groups.isdisjoint(message["skip"]) and self.first_through(message):
-            await self.sioless_frames(message)
+            held = self.holding.get(message.get("log", ""))
+            if held is None:
+                await self.sioless_frames(message)
+            elif not held.hold(message):
+                await self.release(held.log, None)
+
+    async def release(self, log: str, offset: str | None) -> None:
+        """Send the broadcasts held for ``log`` past ``offset`` (those up to it were sent again with
+        the missed events); all of them when ``offset`` is None."""
+        held = self.holding.pop(log, None)
+        if held is not None:
+            for message in held.past(offset):
+                await self.sioless_frames(message)
 
     def first_through(self, message: dict[str, Any]) -> bool:
         """Whether a message sent to several groups came through the first of them this client is
@@ -234,9 +266,11 @@ class EngineConsumer(LeanConsumer):
         return first_target == message["via"]
 
     async def sioless_groups(self, message: dict[str, Any]) -> None:
-        """The worker changed this consumer's groups."""
+        """The worker changed this consumer's groups (and recovers a socket: ``hold``)."""
         self.groups.difference_update(message["discard"])
         self.groups.update(message["add"])
+        if log := message.get("hold"):
+            self.holding[log] = HeldBroadcasts(log, time.monotonic())
 
     async def sioless_command(self, message: dict[str, Any]) -> None:
         """A command for one of this client's sockets, taken once (through the first of its target
@@ -263,6 +297,8 @@ class EngineConsumer(LeanConsumer):
             return
         now = time.monotonic()
         await self.keep_groups(now)  # at every tick: a ping unanswered for long must still be heard of
+        for held in [held for held in self.holding.values() if now - held.since > HOLD_SECONDS]:
+            await self.release(held.log, None)  # the worker that recovers the socket stopped
         if now - self.opened_at < conf.PING_INTERVAL / 2:
             return  # the first ping comes a ping interval after OPEN, give or take half of one
         if self.ping_sent_at is not None:
@@ -327,3 +363,27 @@ def payload_size(frame: str | bytes) -> int:
     if isinstance(frame, bytes) or len(frame) * 4 <= conf.MAX_PAYLOAD:
         return len(frame)
     return len(frame.encode("utf-8", "surrogatepass"))
+
+
+@dataclass
+class HeldBroadcasts:
+    """The broadcasts of a namespace's packet log that reach a connection while one of its sockets
+    is recovered: sent after the events the socket missed, less those among them."""
+
+    log: str
+    since: float
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def hold(self, message: dict[str, Any]) -> bool:
+        """Hold a broadcast; False when HOLD_LIMIT is reached (it is not held)."""
+        if len(self.messages) >= HOLD_LIMIT:
+            return False
+        self.messages.append(message)
+        return True
+
+    def past(self, offset: str | None) -> list[dict[str, Any]]:
+        """The broadcasts held whose offset is past ``offset`` (all of them for None)."""
+        if offset is None:
+            return self.messages
+        after = offset_key(offset)
+        return [message for message in self.messages if offset_key(message["offset"]) > after]

@@ -34,6 +34,10 @@ class ConnectionRefused(SiolessError):
         self.message = message
         self.data = data
 
+    def body(self) -> dict[str, Any]:
+        """The CONNECT_ERROR packet's data."""
+        return {"message": self.message} if self.data is None else {"message": self.message, "data": self.data}
+
 
 class AckTimeout(SiolessError, TimeoutError):
     """A client did not acknowledge a ``call`` within its timeout. After ``call_all``, ``answers``

@@ -106,14 +106,18 @@ return batch
 """
 #: Most messages a server process takes from Redis in one round trip.
 RECEIVE_BATCH = 100
-SCRIPTS = (SEND_SCRIPT, RECEIVE_SCRIPT, TAKE_SCRIPT, RESTORE_SCRIPT)
-SCRIPT_SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in SCRIPTS}
+
+
+@functools.cache
+def script_sha(script: str) -> str:
+    """The SHA Redis knows a Lua script by."""
+    return hashlib.sha1(script.encode()).hexdigest()
 
 
 async def run_script(connection: Any, script: str, keys: list[str], *arguments: Any) -> Any:
     """Run a Lua script by its SHA; the first time since Redis started, Redis learns it."""
     try:
-        return await connection.evalsha(SCRIPT_SHAS[script], len(keys), *keys, *arguments)
+        return await connection.evalsha(script_sha(script), len(keys), *keys, *arguments)
     except NoScriptError:
         return await connection.eval(script, len(keys), *keys, *arguments)
 

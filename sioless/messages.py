@@ -16,17 +16,28 @@ The heartbeat's ticker to a shard's worker channel::
     sioless.reap      close sessions of a server process that stopped answering ticks;
                       ``process``, ``shard``, ``sessions`` (their sids)
 
+A worker recovering a socket to the worker of the session that still holds it (connection state
+recovery), and the answer::
+
+    sioless.hand_over   give up session ``eio`` unless its consumer answers a probe; ``reply``
+    sioless.handed_over to ``reply``: ``gone``, whether the session is closed now
+
 Worker to one consumer (its reply channel)::
 
     sioless.frames    Socket.IO frames for the client; ``frames``, ``handled`` (as below)
     sioless.credit    the client frames handled so far, ``handled``; or ``resync``: a revived
-                      worker asks how many were sent
-    sioless.groups    groups the worker added the consumer to or removed it from; ``add``, ``discard``
+                      worker asks how many were sent (``probe``: answered only while the client
+                      is there, for a hand-over)
+    sioless.groups    groups the worker added the consumer to or removed it from; ``add``, ``discard``;
+                      ``hold``: the log of a socket being recovered, whose broadcasts wait for
+                      the ``sioless.frames`` with ``release`` (``[log, offset]``: what was sent
+                      again goes up to ``offset``)
     sioless.close     the worker ended the session; ``reason``
 
 Anywhere (worker, view, task) to a group of consumers::
 
-    sioless.broadcast frames for the members; ``frames``, ``targets``, ``via``, ``skip``
+    sioless.broadcast frames for the members; ``frames``, ``targets``, ``via``, ``skip``; with
+                      recovery on, ``log`` and ``offset``: the event's place in the packet log
     sioless.command   ``op`` join/leave/disconnect/call for the member's socket in ``namespace``,
                       taken through the first of ``targets`` it is in (``via``, as a broadcast);
                       a call has ``event``, ``frames`` (no ack id), ``timeout``, ``answer_to``
@@ -57,6 +68,7 @@ holding the session (each carries ``sid``), and the answers::
     sioless.relay_close   session to WebSocket: close the connection; ``code``
     sioless.relay_gone    WebSocket to session: the client closed it (or it went before the
                           upgrade it probed); ``relay``
+    sioless.poll_gone     a GET's client went away before its answer; ``reply`` (the GET's channel)
 """
 
 OPEN = "sioless.open"
@@ -81,3 +93,6 @@ UPGRADE = "sioless.upgrade"
 RELAY_FRAMES = "sioless.relay_frames"
 RELAY_CLOSE = "sioless.relay_close"
 RELAY_GONE = "sioless.relay_gone"
+POLL_GONE = "sioless.poll_gone"
+HAND_OVER = "sioless.hand_over"
+HANDED_OVER = "sioless.handed_over"

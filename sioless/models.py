@@ -39,6 +39,9 @@ class NamespaceSocket(models.Model):
     auth = JSONTextField(default=dict)
     data = JSONTextField(default=dict)
     connected = models.DateTimeField(auto_now_add=True)
+    pid_digest = models.CharField(
+        max_length=64, null=True, blank=True, db_index=True, help_text="recovery.digest(pid), with recovery on"
+    )
 
     class Meta:
         verbose_name = "socket"
@@ -65,6 +68,30 @@ class RoomMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.room} ∋ {self.socket_id}"
+
+
+class SuspendedSocket(models.Model):
+    """A socket whose connection was lost, kept for ``MAX_DISCONNECTION_DURATION`` for its client to
+    recover (connection state recovery): everything a worker needs to serve it again, or to run its
+    disconnect handler when it expires."""
+
+    sid = models.CharField(primary_key=True, max_length=40)
+    pid_digest = models.CharField(max_length=64, db_index=True, help_text="recovery.digest(pid)")
+    namespace = NameField()
+    namespace_group = models.CharField(max_length=64, help_text="names.namespace_group(namespace)")
+    eio_sid = models.CharField(max_length=200, help_text="the engine session it was lost with")
+    handshake = JSONTextField()
+    auth = JSONTextField(default=dict)
+    data = JSONTextField(default=dict)
+    rooms = JSONTextField(default=list)
+    reason = models.CharField(max_length=40, help_text="why its connection was lost")
+    suspended = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = "suspended socket"
+
+    def __str__(self) -> str:
+        return f"{self.namespace} {self.sid}"
 
 
 class ShardLease(models.Model):

@@ -12,6 +12,7 @@ process) relays the session's packets both ways instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -196,6 +197,15 @@ class PolledSession(EngineConsumer):
             else:
                 await self.reply(message["reply"], ok=True)
 
+    def client_present(self) -> bool:
+        """A polling client is there while a GET of it waits (or its WebSocket is relayed)."""
+        return self.relay is not None or self.waiting_get is not None
+
+    async def sioless_poll_gone(self, message: dict[str, Any]) -> None:
+        """The waiting GET's client went away before its answer."""
+        if message["sid"] == self.eio_sid and message["reply"] == self.waiting_get:
+            self.waiting_get = None
+
     async def sioless_probe(self, message: dict[str, Any]) -> None:
         """The client probes a WebSocket: release its waiting GET (and any that comes before the
         upgrade) with a NOOP, so that it can pause polling. No NOOP is written for later: it
@@ -239,6 +249,8 @@ class PollingConsumer(LeanConsumer):
         self.body: list[bytes] = []
         self.received = 0
         self.timer: asyncio.Task[None] | None = None
+        #: A GET waiting for its session's answer: the session's channel, and its sid.
+        self.polling: tuple[str, str] | None = None
 
     async def http_request(self, message: dict[str, Any]) -> None:
         """Collect the body, then answer the request."""
@@ -251,8 +263,14 @@ class PollingConsumer(LeanConsumer):
             await self.answer(b"".join(self.body))
 
     async def http_disconnect(self, message: dict[str, Any]) -> None:
-        """The client left (a GET's packets, if any come, are lost with it)."""
+        """The client left (a GET's packets, if any come, are lost with it): a GET waiting tells its
+        session, which no longer takes its client for there."""
         self.stop_timer()
+        if self.polling is not None:
+            session, sid = self.polling
+            with contextlib.suppress(ChannelFull):
+                gone = {"type": messages.POLL_GONE, "sid": sid, "reply": self.channel_name}
+                await self.channel_layer.send(session, gone)
         raise StopConsumer
 
     async def answer(self, body: bytes) -> None:
@@ -273,6 +291,7 @@ class PollingConsumer(LeanConsumer):
         elif (session := session_channel(sid)) is None:
             await self.refuse(HandshakeError.UNKNOWN_SID)
         elif method == "GET":
+            self.polling = (session, sid)
             await self.ask(session, {"type": messages.POLL, "sid": sid}, conf.PING_INTERVAL + conf.PING_TIMEOUT)
         elif method == "POST":
             await self.post(session, sid, body)
@@ -326,6 +345,7 @@ class PollingConsumer(LeanConsumer):
     async def sioless_reply(self, message: dict[str, Any]) -> None:
         """The session's answer: packets for a GET, "ok" for a POST, or an error."""
         self.stop_timer()
+        self.polling = None
         if "frames" in message:
             await self.respond_frames(message["frames"])
         elif message.get("ok"):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Union
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 
-from . import messages
+from . import messages, recovery
 from .conf import conf
 from .exceptions import AckTimeout, SocketGone
 from .names import namespace_group, room_group, room_name
@@ -74,10 +74,13 @@ class Server(Registry):
         frames = socketio.encode_event(namespace, event, list(args), encoder=conf.JSON_ENCODER)
         targets = target_groups(namespace, to)
         skipped = [room_group(namespace, room) for room in room_names(skip)]
-        message = {"type": messages.BROADCAST, "frames": frames, "targets": targets, "skip": skipped}
         layer = self.channel_layer
-        for via, group in enumerate(targets):
-            await layer.group_send(group, {**message, "via": via})
+        async with recovery.logged(layer, namespace, frames, targets, skipped) as (sent, offset):
+            message = {"type": messages.BROADCAST, "frames": sent, "targets": targets, "skip": skipped}
+            if offset is not None:
+                message.update(log=namespace_group(namespace), offset=offset)
+            for via, group in enumerate(targets):
+                await layer.group_send(group, {**message, "via": via})
 
     async def aenter_room(self, sid: str, room: str, namespace: str = "/") -> None:
         """Make the socket ``sid`` of ``namespace`` join ``room``."""

@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from . import recovery
 from .conf import conf
 from .exceptions import AckTimeout, SocketGone
+from .names import room_group
 from .protocol import socketio
 from .twins import sync_twin
 
@@ -111,7 +113,8 @@ class Socket:
     top-level changes are saved after the handler that made them returns
     (call ``socket.mark_changed()`` after changing a nested value). ``rooms``
     holds the rooms it is in, its own sid among them (in the disconnect
-    handler: the rooms it was in).
+    handler: the rooms it was in). ``recovered`` is True when the client came
+    back as this socket after a lost connection (connection state recovery).
     """
 
     def __init__(
@@ -125,6 +128,11 @@ class Socket:
         self.connected = False
         self.persisted = False
         self.saving = False
+        self.recovered = False
+        #: With recovery on: the private id the client recovers this socket with (known in the
+        #: worker that connected it), and its digest (kept in the database).
+        self.pid: str | None = None
+        self.pid_digest: str | None = None
         #: Frames sent while the connect handler runs, sent after the CONNECT packet (None after).
         self.held: list[str | bytes] | None = None
         self.handlers = handlers
@@ -160,11 +168,14 @@ class Socket:
         """Send ``event`` to this client; ``callback(*ack_args)`` runs when it acknowledges.
         Raises PayloadError when ``args`` are not JSON (NaN, infinity, ...)."""
         frames = socketio.encode_event(self.namespace, event, list(args), encoder=conf.JSON_ENCODER)
-        if callback is not None:
+        if callback is not None:  # not logged for recovery: an ack is for this connection only
             ack_id = next(self._ack_ids)
             self._pending_acks[ack_id] = callback
-            frames = socketio.with_ack_id(frames, self.namespace, ack_id)
-        await self._worker.send_to(self, frames)
+            await self._worker.send_to(self, socketio.with_ack_id(frames, self.namespace, ack_id))
+            return
+        own_room = [room_group(self.namespace, self.sid)]
+        async with recovery.logged(self._worker.layer, self.namespace, frames, own_room, []) as (sent, _):
+            await self._worker.send_to(self, sent)
 
     async def acall(self, event: str, *args: Any, timeout: float = DEFAULT_CALL_TIMEOUT) -> Any:
         """Send ``event`` and wait for the client's acknowledgement.

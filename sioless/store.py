@@ -14,7 +14,15 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from .models import EngineSession, Heartbeat, NamespaceSocket, RoomMembership, ServerProcess, ShardLease
+from .models import (
+    EngineSession,
+    Heartbeat,
+    NamespaceSocket,
+    RoomMembership,
+    ServerProcess,
+    ShardLease,
+    SuspendedSocket,
+)
 from .names import SID_SHAPE, namespace_group, process_of, room_group
 from .remote import StoredSocket
 from .sealing import seal, unseal
@@ -52,6 +60,8 @@ class StoredSession:
     reply_channel: str
     handshake: dict[str, Any]
     sockets: list[StoredSocket]
+    #: With recovery on: the digest of each socket's pid, by sid.
+    pid_digests: dict[str, str]
 
 
 def save_session(sid: str, shard: int, reply_channel: str, handshake: dict[str, Any]) -> None:
@@ -76,8 +86,16 @@ def delete_sessions(sids: list[str]) -> None:
     EngineSession.objects.filter(sid__in=sids).delete()
 
 
-def save_socket(eio_sid: str, sid: str, namespace: str, auth: Any, data: dict[str, Any], rooms: set[str]) -> None:
-    """Record a socket whose connect handler accepted it, with the rooms it joined there (its
+def save_socket(
+    eio_sid: str,
+    sid: str,
+    namespace: str,
+    auth: Any,
+    data: dict[str, Any],
+    rooms: set[str],
+    pid_digest: str | None = None,
+) -> None:
+    """Record a socket whose connect handler accepted it (or recovered), with its rooms (its
     ``auth`` sealed, or not kept: :mod:`sioless.sealing`)."""
     with transaction.atomic():
         NamespaceSocket.objects.create(
@@ -87,6 +105,7 @@ def save_socket(eio_sid: str, sid: str, namespace: str, auth: Any, data: dict[st
             namespace_group=namespace_group(namespace),
             auth=seal(auth),
             data=data,
+            pid_digest=pid_digest,
         )
         RoomMembership.objects.bulk_create(_membership(sid, namespace, room) for room in rooms if room != sid)
 
@@ -115,6 +134,76 @@ def save_data(sid: str, data: dict[str, Any]) -> None:
     NamespaceSocket.objects.filter(sid=sid).update(data=data)
 
 
+# Connection state recovery -------------------------------------------------------
+
+
+def suspend_socket(socket: StoredSocket, pid_digest: str, reason: str) -> None:
+    """Keep a socket whose connection was lost for its client to recover (:mod:`sioless.recovery`)."""
+    with transaction.atomic():
+        NamespaceSocket.objects.filter(sid=socket.sid).delete()
+        SuspendedSocket.objects.update_or_create(
+            sid=socket.sid,
+            defaults={
+                "pid_digest": pid_digest,
+                "namespace": socket.namespace,
+                "namespace_group": namespace_group(socket.namespace),
+                "eio_sid": socket.eio_sid,
+                "handshake": socket.handshake,
+                "auth": seal(socket.auth),
+                "data": socket.data,
+                "rooms": sorted(socket.rooms - {socket.sid}),
+                "reason": reason,
+            },
+        )
+
+
+def claim_suspended(pid_digest: str, namespace: str, max_age: float) -> StoredSocket | None:
+    """Take the suspended socket of a pid in ``namespace`` out of the database, if it is younger
+    than ``max_age`` seconds; only one claim of it ever gets it."""
+    kept = SuspendedSocket.objects.filter(
+        pid_digest=pid_digest,
+        namespace_group=namespace_group(namespace),
+        suspended__gte=Now() - timedelta(seconds=max_age),
+    )
+    for row in kept:
+        if SuspendedSocket.objects.filter(sid=row.sid).delete()[0]:
+            return _suspended_socket(row)
+    return None
+
+
+def live_session_of(pid_digest: str, namespace: str) -> str | None:
+    """The engine session of the connected socket of a pid in ``namespace``, if there is one."""
+    sockets = NamespaceSocket.objects.filter(pid_digest=pid_digest, namespace_group=namespace_group(namespace))
+    return sockets.values_list("session_id", flat=True).first()
+
+
+#: Most suspended sockets :func:`expire_suspended` takes out at a time.
+EXPIRE_BATCH = 500
+
+
+def expire_suspended(max_age: float) -> list[tuple[StoredSocket, str]]:
+    """Take out (up to EXPIRE_BATCH of) the suspended sockets older than ``max_age`` seconds, each
+    with why it was lost; each is taken by one caller only."""
+    expired = SuspendedSocket.objects.filter(suspended__lt=Now() - timedelta(seconds=max_age))
+    return [
+        (_suspended_socket(row), row.reason)
+        for row in expired[:EXPIRE_BATCH]
+        if SuspendedSocket.objects.filter(sid=row.sid).delete()[0]
+    ]
+
+
+def _suspended_socket(row: SuspendedSocket) -> StoredSocket:
+    return StoredSocket(
+        sid=row.sid,
+        eio_sid=row.eio_sid,
+        namespace=row.namespace,
+        auth=unseal(row.auth),
+        data=row.data,
+        rooms=frozenset({row.sid, *row.rooms}),
+        handshake=row.handshake,
+    )
+
+
 def load_shard(shard: int) -> list[StoredSession]:
     """Every session of a shard, with sockets and rooms: what a worker revives."""
     sessions = EngineSession.objects.filter(shard=shard).prefetch_related("sockets__memberships")
@@ -124,6 +213,7 @@ def load_shard(shard: int) -> list[StoredSession]:
             reply_channel=session.reply_channel,
             handshake=session.handshake,
             sockets=[_stored_socket(socket, session) for socket in session.sockets.all()],
+            pid_digests={socket.sid: socket.pid_digest for socket in session.sockets.all() if socket.pid_digest},
         )
         for session in sessions
     ]

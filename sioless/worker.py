@@ -30,7 +30,7 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 
-from . import messages, store
+from . import messages, recovery, store
 from .conf import conf
 from .exceptions import AckTimeout, ConnectionRefused, PayloadError, ProtocolError, SocketGone
 from .names import HEARTBEAT_GROUP, namespace_group, process_of, room_group, room_name, shard_of, worker_channel
@@ -39,6 +39,7 @@ from .protocol import socketio
 from .protocol.socketio import Packet, PacketType
 from .reasons import DisconnectReason
 from .receipts import Receipts
+from .remote import StoredSocket
 from .server import Server
 from .socket import Ack, Handshake, Socket
 from .store import in_store_thread
@@ -61,6 +62,11 @@ SWEEP_EVERY = 5.0
 #: Seconds the consumer of a revived session has to answer the worker's resync before the session
 #: is closed as a ghost (its consumer died without a word: a crash while Redis was away).
 SYNC_GRACE = 15.0
+#: Seconds the consumer of a session holding a socket that its client is recovering on a new
+#: connection has to show that its client is still there, before the socket is handed over.
+PROBE_GRACE = 2.0
+#: Seconds a recovery waits for the worker of that session to answer (it may be restarting).
+HAND_OVER_WAIT = PROBE_GRACE + 3.0
 
 
 @dataclass
@@ -86,6 +92,8 @@ class EngineSession:
     taken: int = 0
     pending: int = 0
     credited: int = 0
+    #: A hand-over asked whether the client is there: set when the consumer answers.
+    probe: asyncio.Future[None] | None = None
 
     @property
     def handled(self) -> int:
@@ -275,6 +283,8 @@ class Worker:
             except Exception as exc:  # Redis is away, or this was a connection from before it restarted
                 logger.warning("sioless worker %s could not check Redis' groups: %s", self.name, exc)
             await asyncio.sleep(min(SWEEP_EVERY, conf.BINARY_TIMEOUT / 2, conf.CONNECT_TIMEOUT / 4))
+            if shard == self.shards[0]:
+                await self._expire_suspended()
             now = time.monotonic()
             for session in [s for s in self.sessions.values() if s.shard == shard]:
                 if session.sync_deadline is not None and session.sync_deadline < now:
@@ -290,6 +300,35 @@ class Worker:
                 if session.partial is not None and session.partial_since < now - conf.BINARY_TIMEOUT:
                     logger.info("closing session %s: its binary packet was not completed in time", session.eio_sid)
                     await self.close_session(session, DisconnectReason.PARSE_ERROR, tell_client=True)
+
+    async def _expire_suspended(self) -> None:
+        """End the suspended sockets not recovered within MAX_DISCONNECTION_DURATION (of any shard:
+        whichever worker takes one runs its disconnect handler, once). A database error waits for
+        the next sweep."""
+        try:
+            while True:
+                expired = await in_store_thread(store.expire_suspended, conf.MAX_DISCONNECTION_DURATION)
+                users = await _load_users({stored.handshake.get("user_id") for stored, _ in expired})
+                for stored, reason in expired:
+                    self._end_suspended(stored, reason, users)
+                if len(expired) < store.EXPIRE_BATCH:
+                    return
+        except Exception as exc:
+            logger.warning("sioless worker %s could not end expired suspended sockets: %s", self.name, exc)
+
+    def _end_suspended(self, stored: StoredSocket, reason: str, users: dict[str | None, Any]) -> None:
+        """Run the disconnect handler of a suspended socket that expired."""
+        logger.debug("suspended socket %s of %s expired", stored.sid, stored.namespace)
+        handlers = self.server.namespace_for(stored.namespace)
+        handler = handlers.handler("disconnect") if handlers is not None else None
+        if handler is None or handlers is None:
+            return
+        handshake = Handshake.from_message(stored.handshake)
+        # no consumer (no reply channel), no shard: what it sends goes nowhere
+        lost = EngineSession(stored.eio_sid, -1, "", handshake, _user(users, handshake.user_id))
+        socket = self._revive_socket(lost, stored, handlers)
+        socket.connected = socket.persisted = False
+        self.run_handler(handler, socket, reason, about=f"disconnect handler {_name(handler)} of {socket!r}")
 
     async def _rejoin_groups(self, shard: int) -> None:
         """Add every consumer of the shard to its groups again: heartbeat, namespaces, rooms."""
@@ -315,11 +354,8 @@ class Worker:
                 if handlers is None:
                     logger.warning("namespace %r is no longer served: socket %s dropped", kept.namespace, kept.sid)
                     continue
-                socket = Socket(self, session, kept.sid, kept.namespace, kept.auth, handlers)
-                socket.data.update(kept.data)
-                socket.data.dirty = False
-                socket.rooms.update(kept.rooms)
-                socket.connected = socket.persisted = True
+                socket = self._revive_socket(session, kept, handlers)
+                socket.pid_digest = row.pid_digests.get(kept.sid)
                 session.sockets[socket.namespace] = socket
             self.sessions[session.eio_sid] = session
         logger.info("sioless worker %s revived %d sessions of shard %s", self.name, len(stored), shard)
@@ -330,6 +366,15 @@ class Worker:
             if session.shard == shard:
                 session.sync_deadline = sync_deadline
                 await self._send(session.reply, {"type": messages.CREDIT, "resync": True})
+
+    def _revive_socket(self, session: EngineSession, kept: StoredSocket, handlers: Namespace) -> Socket:
+        """A socket of ``session`` as the database kept it."""
+        socket = Socket(self, session, kept.sid, kept.namespace, kept.auth, handlers)
+        socket.data.update(kept.data)
+        socket.data.dirty = False
+        socket.rooms.update(kept.rooms)
+        socket.connected = socket.persisted = True
+        return socket
 
     async def _reap_other_processes(self, shard: int) -> None:
         """Close the sessions of server processes before this one (development has one process)."""
@@ -374,6 +419,9 @@ class Worker:
         if kind == messages.REAP:
             await self._reap(message["shard"], message["sessions"])
             return
+        if kind == messages.HAND_OVER:
+            self._spawn(self._hand_over(message["eio"], message["reply"]))
+            return
         session = self.sessions.get(message["eio"])
         if session is None:
             if kind != messages.CLOSE:
@@ -382,6 +430,8 @@ class Worker:
                 await self._send(message["reply"], {"type": messages.CLOSE, "reason": reason})
         elif kind == messages.SYNC:
             session.sync_deadline = None
+            if session.probe is not None and not session.probe.done():
+                session.probe.set_result(None)
             session.taken = max(session.taken, message["sent"])
             await self._credit(session)
         elif kind == messages.CLOSE:
@@ -519,15 +569,143 @@ class Worker:
         if handlers is None or refusal is not None:
             await self._connect_error(session, packet.namespace, refusal or "Invalid namespace")
             return None
-        socket = Socket(self, session, secrets.token_urlsafe(15), packet.namespace, packet.data or {}, handlers)
+        auth, pid, offset = _recovery_request(packet.data or {})
+        socket = Socket(self, session, secrets.token_urlsafe(15), packet.namespace, auth, handlers)
         socket.held = []  # what the connect handler sends waits for the CONNECT packet
         session.sockets[packet.namespace] = socket
-        await self._add_groups(socket, [namespace_group(socket.namespace), room_group(socket.namespace, socket.sid)])
-        return self._run_connect(session, socket, handlers)
+        if pid is not None and offset is not None:
+            return self._recover_or_connect(session, socket, handlers, pid, offset)
+        return self._connect_afresh(session, socket, handlers)
 
-    async def _run_connect(self, session: EngineSession, socket: Socket, handlers: Namespace) -> None:
+    async def _connect_afresh(self, session: EngineSession, socket: Socket, handlers: Namespace) -> None:
+        """Connect a new socket."""
+        if conf.CONNECTION_STATE_RECOVERY:
+            socket.pid = secrets.token_urlsafe(18)
+            socket.pid_digest = recovery.digest(socket.pid)
+        await self._add_groups(socket, [namespace_group(socket.namespace), room_group(socket.namespace, socket.sid)])
+        await self._run_connect(session, socket, handlers)
+
+    # Connection state recovery --------------------------------------------------
+
+    async def _recover_or_connect(
+        self, session: EngineSession, socket: Socket, handlers: Namespace, pid: str, offset: str
+    ) -> None:
+        """Make ``socket`` the suspended socket of ``pid`` again, sent what it missed after
+        ``offset``; a new socket if there is none to recover (socket.io's rules)."""
+        stored = await self._claim(session, socket.namespace, pid, offset)
+        if stored is None:
+            await self._connect_afresh(session, socket, handlers)
+            return
+        pid_digest = recovery.digest(pid)
+        if session.sockets.get(socket.namespace) is not socket:  # this connection was lost meanwhile too
+            await self.writes.write(store.suspend_socket, stored, pid_digest, str(DisconnectReason.TRANSPORT_CLOSE))
+            return
+        socket.sid, socket.pid, socket.pid_digest, socket.recovered = stored.sid, pid, pid_digest, True
+        if conf.RECOVERY_SKIPS_CONNECT_HANDLERS:
+            # as its connect handler left it (a handler run again sees the client's); none kept: the client's
+            socket.auth = stored.auth or socket.auth
+        socket.data.update(stored.data)
+        socket.data.dirty = False
+        socket.rooms = set(stored.rooms)
+        socket.connected = True  # it was: a refusal now or a lost connection ends it as any other
+        groups = _groups_of(socket)
+        for group in groups:
+            await self.layer.group_add(group, session.reply)
+        # the consumer holds the broadcasts from now until the missed events are sent
+        log_name = namespace_group(socket.namespace)
+        await self._send(session.reply, {"type": messages.GROUPS, "add": groups, "discard": [], "hold": log_name})
+        found = await recovery.packet_log(self.layer).missed(socket.namespace, offset, set(groups))
+        missed, last = found or ([], offset)
+        logger.info("socket %s of %s recovered, %d events sent again", socket.sid, socket.namespace, len(missed))
+        replay = [frame for entry in missed for frame in entry.sent_frames()]
+        await self._run_connect(session, socket, handlers, replay=replay, release=[log_name, last])
+
+    async def _claim(self, session: EngineSession, namespace: str, pid: str, offset: str) -> StoredSocket | None:
+        """Take the suspended socket of ``pid`` out of the database; a connected one is handed over
+        first if its consumer does not show its client is still there (the client is back on a new
+        connection: the old one's server process died, or has not noticed the loss yet)."""
+        if not await recovery.packet_log(self.layer).recovers(namespace, offset):
+            return None  # a made-up offset: what the socket missed is not known
+        pid_digest = recovery.digest(pid)
+        max_age = conf.MAX_DISCONNECTION_DURATION
+        stored = await in_store_thread(store.claim_suspended, pid_digest, namespace, max_age)
+        if stored is not None:
+            return stored
+        holder = await in_store_thread(store.live_session_of, pid_digest, namespace)
+        if holder is None or holder == session.eio_sid or not await self._take_over(holder):
+            return None
+        return await in_store_thread(store.claim_suspended, pid_digest, namespace, max_age)
+
+    async def _take_over(self, eio_sid: str) -> bool:
+        """Ask the worker of session ``eio_sid`` to close it unless its client is there; whether it is closed."""
+        answer_to = await self.layer.new_channel()
+        worker = worker_channel(shard_of(eio_sid, conf.SHARDS))
+        await self._send(worker, {"type": messages.HAND_OVER, "eio": eio_sid, "reply": answer_to})
+        try:
+            answer = await asyncio.wait_for(self.layer.receive(answer_to), HAND_OVER_WAIT)
+        except TimeoutError:
+            logger.warning("the worker of session %s did not answer a hand-over", eio_sid)
+            return False
+        return bool(answer["gone"])
+
+    async def _hand_over(self, eio_sid: str, answer_to: str) -> None:
+        """A client recovers a socket of session ``eio_sid`` on a new connection: close the session
+        (its sockets suspended) unless its consumer shows within PROBE_GRACE that its client is there."""
+        session = self.sessions.get(eio_sid)
+        if session is not None and not await self._client_answers(session):
+            logger.info("session %s: its client is back on a new connection, its sockets are handed over", eio_sid)
+            await self.close_session(session, DisconnectReason.TRANSPORT_CLOSE, tell_client=True)
+        await self._send(answer_to, {"type": messages.HANDED_OVER, "gone": eio_sid not in self.sessions})
+
+    async def _client_answers(self, session: EngineSession) -> bool:
+        """Whether the session's consumer answers a probe (it does only while its client is there)."""
+        session.probe = asyncio.get_running_loop().create_future()
+        await self._send(session.reply, {"type": messages.CREDIT, "resync": True, "probe": True})
+        try:
+            await asyncio.wait_for(session.probe, PROBE_GRACE)
+        except TimeoutError:
+            return False
+        finally:
+            session.probe = None
+        return True
+
+    async def _suspend(self, socket: Socket, reason: DisconnectReason) -> None:
+        """Keep a socket whose connection was lost for its client to recover: no disconnect handler
+        runs unless it expires."""
+        assert socket.pid_digest is not None
+        session = socket._session
+        session.sockets.pop(socket.namespace, None)
+        socket.connected = socket.persisted = False
+        socket.abandon_acks("the connection was lost")
+        kept = StoredSocket(
+            sid=socket.sid,
+            eio_sid=session.eio_sid,
+            namespace=socket.namespace,
+            auth=socket.auth,
+            data=dict(socket.data),
+            rooms=frozenset(socket.rooms),
+            handshake=session.handshake.to_record(),
+        )
+        await self.writes.write(store.suspend_socket, kept, socket.pid_digest, str(reason))
+        await self._discard_groups(socket, _groups_of(socket), tell_client=False)
+        logger.debug("socket %s of %s suspended: %s", socket.sid, socket.namespace, reason)
+
+    # Connecting -----------------------------------------------------------------
+
+    async def _run_connect(
+        self,
+        session: EngineSession,
+        socket: Socket,
+        handlers: Namespace,
+        *,
+        replay: list[str | bytes] | None = None,
+        release: list[str] | None = None,
+    ) -> None:
+        """Run the middlewares and connect handler (not for a recovered socket, by default), then
+        send CONNECT, what a recovered socket missed (``replay``), and what was sent meanwhile."""
         refusal: ConnectionRefused | None = None
-        for step in [*handlers.middlewares, handlers.handler("connect")]:
+        skip = socket.recovered and conf.RECOVERY_SKIPS_CONNECT_HANDLERS
+        for step in [] if skip else [*handlers.middlewares, handlers.handler("connect")]:
             if step is None:
                 continue
             try:
@@ -544,26 +722,34 @@ class Worker:
             return  # the connection closed while the handler ran
         if refusal is not None:
             socket.held = None  # nothing it sent reaches the client
-            await self._remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=False)
-            await self._connect_error(session, socket.namespace, refusal.message, refusal.data)
+            await self._remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=socket.recovered)
+            refused = Packet(PacketType.CONNECT_ERROR, socket.namespace, refusal.body())
+            await self.send_frames(session, socketio.encode(refused), release=release)
             return
         rooms = set(socket.rooms)
         await self.writes.write(
-            store.save_socket, session.eio_sid, socket.sid, socket.namespace, socket.auth, dict(socket.data), rooms
+            store.save_socket,
+            session.eio_sid,
+            socket.sid,
+            socket.namespace,
+            socket.auth,
+            dict(socket.data),
+            rooms,
+            socket.pid_digest,
         )
         socket.connected = socket.persisted = True
         socket.data.dirty = False
-        # Only now does the consumer take the socket's broadcasts: they follow CONNECT, as what it sent does.
-        await self._send(session.reply, {"type": messages.GROUPS, "add": _groups_of(socket), "discard": []})
+        if release is None:
+            # Only now does the consumer take the socket's broadcasts: they follow CONNECT, as what it sent does.
+            await self._send(session.reply, {"type": messages.GROUPS, "add": _groups_of(socket), "discard": []})
         held, socket.held = socket.held or [], None
-        connect = Packet(PacketType.CONNECT, socket.namespace, {"sid": socket.sid})
-        await self.send_frames(session, [*socketio.encode(connect), *held])
+        connected = {"sid": socket.sid} if socket.pid is None else {"sid": socket.sid, "pid": socket.pid}
+        connect = Packet(PacketType.CONNECT, socket.namespace, connected)
+        await self.send_frames(session, [*socketio.encode(connect), *(replay or []), *held], release=release)
 
-    async def _connect_error(self, session: EngineSession, namespace: str, message: str, data: Any = None) -> None:
-        body: dict[str, Any] = {"message": message}
-        if data is not None:
-            body["data"] = data
-        await self.send_frames(session, socketio.encode(Packet(PacketType.CONNECT_ERROR, namespace, body)))
+    async def _connect_error(self, session: EngineSession, namespace: str, message: str) -> None:
+        refused = Packet(PacketType.CONNECT_ERROR, namespace, {"message": message})
+        await self.send_frames(session, socketio.encode(refused))
 
     def _event_job(self, socket: Socket, packet: Packet) -> Coroutine[Any, Any, None] | None:
         """The run of the handler of an event, if it has one."""
@@ -646,7 +832,10 @@ class Worker:
         if self.sessions.pop(session.eio_sid, None) is None:
             return
         for socket in list(session.sockets.values()):
-            await self._remove(socket, reason, tell_client=False)
+            if socket.pid_digest is not None and socket.connected and reason in recovery.RECOVERABLE:
+                await self._suspend(socket, reason)
+            else:
+                await self._remove(socket, reason, tell_client=False)
         await self.writes.write(store.delete_session, session.eio_sid)
         if tell_client:
             await self._send(session.reply, {"type": messages.CLOSE, "reason": str(reason)})
@@ -669,12 +858,16 @@ class Worker:
 
     async def _add_groups(self, socket: Socket, groups: list[str]) -> None:
         """Add the socket's consumer to ``groups``; a socket still connecting learns of them at CONNECT."""
+        if not socket._session.reply:
+            return  # an expired socket, in its disconnect handler: it has no consumer
         for group in groups:
             await self.layer.group_add(group, socket._session.reply)
         if socket.held is None:
             await self._send(socket._session.reply, {"type": messages.GROUPS, "add": groups, "discard": []})
 
     async def _discard_groups(self, socket: Socket, groups: list[str], *, tell_client: bool) -> None:
+        if not socket._session.reply:
+            return
         for group in groups:
             await self.layer.group_discard(group, socket._session.reply)
         if tell_client:
@@ -687,11 +880,18 @@ class Worker:
         else:
             await self.send_frames(socket._session, frames)
 
-    async def send_frames(self, session: EngineSession, frames: list[str | bytes], *, handled: int = 0) -> None:
+    async def send_frames(
+        self, session: EngineSession, frames: list[str | bytes], *, handled: int = 0, release: list[str] | None = None
+    ) -> None:
         """Send Socket.IO frames to one client, with how far its own frames are handled (counting
-        ``handled`` more that are done); a client that cannot take them is dropped."""
+        ``handled`` more that are done), and the broadcasts held for a recovery to ``release``
+        after them; a client that cannot take them is dropped. A closed session is sent nothing."""
+        if self.sessions.get(session.eio_sid) is not session:
+            return
         session.credited = max(session.credited, session.handled + handled)
-        message = {"type": messages.FRAMES, "frames": frames, "handled": session.credited}
+        message: dict[str, Any] = {"type": messages.FRAMES, "frames": frames, "handled": session.credited}
+        if release is not None:
+            message["release"] = release
         if not await self._send(session.reply, message):
             await self.close_session(session, DisconnectReason.TRANSPORT_ERROR, tell_client=False)
 
@@ -767,6 +967,18 @@ def _name(handler: Callable[..., Any] | None) -> str:
 def _about(handler: Callable[..., Any], event: str, socket: Socket) -> str:
     """Which handler ran for what, for the log of its failure."""
     return f"handler {_name(handler)} of event {event!r} in namespace {socket.namespace} (socket {socket.sid})"
+
+
+def _recovery_request(auth: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:
+    """The CONNECT payload without what connection state recovery reads, the ``pid`` and
+    ``offset`` a client recovering a socket sends (None unless recovery is on and both are there)."""
+    if not conf.CONNECTION_STATE_RECOVERY:
+        return auth, None, None
+    pid, offset = auth.get("pid"), auth.get("offset")
+    rest = {key: value for key, value in auth.items() if key not in ("pid", "offset")}
+    if isinstance(pid, str) and isinstance(offset, str) and len(pid) <= 64 and len(offset) <= 64:
+        return rest, pid, offset
+    return rest, None, None
 
 
 def _groups_of(socket: Socket) -> list[str]:

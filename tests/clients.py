@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -17,12 +18,16 @@ from sioless.protocol.engineio import decode_payload, encode_payload
 
 
 class Recorder:
-    """Collects the arguments of every event a client receives, by event name."""
+    """Collects the argument of every event a client receives, by event name."""
 
     def __init__(self, client: socketio.AsyncClient, *events: str) -> None:
         self.seen: dict[str, asyncio.Queue[Any]] = {event: asyncio.Queue() for event in events}
         for event in events:
-            client.on(event, self.seen[event].put_nowait)
+            client.on(event, functools.partial(self._record, event))
+
+    def _record(self, event: str, first: Any = None, *offset: Any) -> None:
+        """Keep an event's argument (with recovery on, the offset socket.io appends follows it)."""
+        self.seen[event].put_nowait(first)
 
     async def next(self, event: str, timeout: float = 5.0) -> Any:
         return await asyncio.wait_for(self.seen[event].get(), timeout)

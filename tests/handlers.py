@@ -247,3 +247,20 @@ async def guarded_connect(socket: Socket, auth: dict[str, Any]) -> None:
 @sio.event(namespace="/guarded")
 async def steps(socket: Socket) -> list[str]:
     return list(socket.data["steps"])
+
+
+_reminders: set[asyncio.Task[None]] = set()
+
+
+@sio.on("remind_me")
+async def remind_me(socket: Socket, delay: float, value: Any) -> str:
+    """Sends ``reminder`` to this very socket ``delay`` seconds later, connected or not by then."""
+
+    async def remind() -> None:
+        await asyncio.sleep(delay)
+        await socket.aemit("reminder", value)
+
+    task = asyncio.get_running_loop().create_task(remind())
+    _reminders.add(task)
+    task.add_done_callback(_reminders.discard)
+    return "later"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,6 +20,8 @@ from demo_project.production import DAPHNE, free_port, port_open
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 NODE_SCENARIOS = ROOT / "tests" / "js" / "scenarios.mjs"
+RECOVERING_CLIENT = ROOT / "tests" / "js" / "recovering_client.mjs"
+REFERENCE_SERVER = ROOT / "tests" / "js" / "reference_server.mjs"
 DEMO_BROWSER = ROOT / "tests" / "js" / "demo_browser.mjs"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -102,13 +107,27 @@ def daphne(name: str, env: dict[str, str]) -> tuple[Process, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def runserver(name: str, env: dict[str, str]) -> tuple[Process, str]:
-    """``manage.py migrate``, then ``manage.py runserver`` (development mode); returns it with its URL."""
+def runserver(name: str, env: dict[str, str], port: int | None = None) -> tuple[Process, str]:
+    """``manage.py migrate``, then ``manage.py runserver`` (development mode, on ``port`` or a free
+    one); returns it with its URL."""
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=60)
-    port = free_port()
+    port = port or free_port()
     process = Process(name, [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], env)
     process.wait_for_port(port)
     return process, f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def development_server(name: str, directory: Path, **settings: str) -> Iterator[str]:
+    """``manage.py runserver`` with an SQLite database in ``directory`` and ``settings``
+    (``SIOLESS_TEST_*`` environment variables); its URL."""
+    process, url = runserver(
+        name, django_env("tests.settings_dev", SIOLESS_TEST_SQLITE=str(directory / "db.sqlite3"), **settings)
+    )
+    try:
+        yield url
+    finally:
+        process.stop()
 
 
 def worker(name: str, env: dict[str, str], *shards: int, standby: bool = False) -> Process:
@@ -127,14 +146,92 @@ def qcluster(name: str, env: dict[str, str]) -> Process:
     return process
 
 
-def round_robin_proxy(name: str, *backends: str) -> tuple[Process, str]:
+def round_robin_proxy(name: str, *backends: str, module: str = "demo_project.balancer") -> tuple[Process, str]:
     """demo_project.balancer: each HTTP request and WebSocket to the next of ``backends`` (skipping
-    dead ones); its URL."""
+    dead ones); its URL. ``module="tests.cutting_balancer"``: one that resets every connection it
+    carries on SIGUSR1."""
     port = free_port()
     ports = [url.rsplit(":", 1)[1] for url in backends]
-    process = Process(name, [sys.executable, "-m", "demo_project.balancer", str(port), *ports], os.environ.copy())
+    process = Process(name, [sys.executable, "-m", module, str(port), *ports], os.environ.copy())
     process.wait_for_port(port)
     return process, f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def reference_server(
+    name: str, ping_interval: float, ping_timeout: float, connect_timeout: float, upgrade_timeout: float, *options: str
+) -> Iterator[str]:
+    """Node's socket.io server, tests/js/reference_server.mjs, with these timeouts (seconds) and
+    ``options`` (``"recovery"``: connection state recovery on); its URL."""
+    port = free_port()
+    timeouts = [str(int(seconds * 1000)) for seconds in (ping_interval, ping_timeout, connect_timeout, upgrade_timeout)]
+    command = ["node", str(REFERENCE_SERVER), str(port), *timeouts, *options]
+    process = Process(name, command, os.environ.copy())
+    try:
+        process.wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+class NodeClient:
+    """tests/js/recovering_client.mjs: one stock socket.io-client, driven command by command, whose
+    reports (connect, disconnect, events, acks) are read as they come."""
+
+    def __init__(self, url: str, transport: str = "websocket", auth: dict[str, Any] | None = None) -> None:
+        command = ["node", str(RECOVERING_CLIENT), url, transport, json.dumps(auth or {})]
+        self.popen = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.reports: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.unread: list[dict[str, Any]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.reports.put(json.loads(line))
+
+    def send(self, **command: Any) -> None:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(json.dumps(command) + "\n")
+        self.popen.stdin.flush()
+
+    def next(self, kind: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The first report of ``kind`` not read yet (the others are kept for :meth:`taken`)."""
+        for report in self.unread:
+            if report["type"] == kind:
+                self.unread.remove(report)
+                return report
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                report = self.reports.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"no {kind} from the Node client within {timeout} s: {self.unread}") from None
+            if report["type"] == kind:
+                return report
+            self.unread.append(report)
+
+    def taken(self, kind: str) -> list[dict[str, Any]]:
+        """Every report of ``kind`` come so far and not read, now read."""
+        while not self.reports.empty():
+            self.unread.append(self.reports.get())
+        found = [report for report in self.unread if report["type"] == kind]
+        self.unread = [report for report in self.unread if report["type"] != kind]
+        return found
+
+    def ask(self, event: str, *args: Any) -> list[Any]:
+        """Emit ``event`` and return its ack's arguments."""
+        self.send(op="emit", event=event, args=list(args))
+        return list(self.next("ack")["args"])
+
+    def close(self) -> None:
+        if self.popen.poll() is None:
+            self.send(op="close")
+            try:
+                self.popen.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
 
 
 def run_node(scenario: str, *urls: str, timeout: float = 60.0, transports: str = "websocket") -> Any:

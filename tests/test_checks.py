@@ -85,3 +85,12 @@ def test_settings_are_read_at_access_time(settings: Settings) -> None:
     assert conf.EMBEDDED_WORKER is True
     settings.SIOLESS = {"EMBEDDED_WORKER": False}
     assert conf.EMBEDDED_WORKER is False
+
+
+def test_recovery_needs_a_layer_that_keeps_its_packets(settings: Settings) -> None:
+    settings.SIOLESS = {"CONNECTION_STATE_RECOVERY": True}
+    assert check_settings() == []
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS, "CONFIG": {"hosts": [{"socket_timeout": None}]}}}
+    assert ids(check_settings()) == ["sioless.E008"]
+    settings.SIOLESS = {"CONNECTION_STATE_RECOVERY": True, "MAX_DISCONNECTION_DURATION": 0}
+    assert ids(check_settings()) == ["sioless.E003"]

@@ -172,6 +172,13 @@ def test_an_ack_id_added_to_an_encoded_event_is_the_event_encoded_with_it(namesp
     assert socketio.with_ack_id(encoded_once, namespace, 73) == socketio.encode_event(namespace, "ev", args, 73)
 
 
+@pytest.mark.parametrize("namespace", ["/", "/chat"])
+@pytest.mark.parametrize("args", [["text"], [b"\x00binary", {"more": b"\x01"}], []])
+def test_an_offset_added_to_an_encoded_event_is_its_last_argument(namespace: str, args: list[Any]) -> None:
+    encoded_once = socketio.encode_event(namespace, "ev", args)
+    assert socketio.with_offset(encoded_once, "17-3") == socketio.encode_event(namespace, "ev", [*args, "17-3"])
+
+
 def test_an_encoder_gives_a_json_form_to_what_json_has_none_for() -> None:
     when = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
     with pytest.raises(PayloadError, match="event 'at' cannot be sent"):

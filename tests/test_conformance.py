@@ -16,10 +16,9 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from demo_project.production import free_port
 from tests.clients import Poller, RawEngine, raw_engine
 from tests.conftest import Topology, topology_of_its_own
-from tests.processes import ROOT, Process, django_env, runserver
+from tests.processes import development_server, reference_server
 
 PING_INTERVAL = 1.0
 PING_TIMEOUT = 3.0
@@ -37,29 +36,15 @@ TIMEOUTS = {
 
 @pytest.fixture(scope="module")
 def node_reference() -> Iterator[str]:
-    port = free_port()
-    milliseconds = [
-        str(int(seconds * 1000)) for seconds in (PING_INTERVAL, PING_TIMEOUT, CONNECT_TIMEOUT, UPGRADE_TIMEOUT)
-    ]
-    script = ROOT / "tests" / "js" / "reference_server.mjs"
-    process = Process("conformance-node", ["node", str(script), str(port), *milliseconds], django_env("tests.settings"))
-    try:
-        process.wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.stop()
+    timeouts = (PING_INTERVAL, PING_TIMEOUT, CONNECT_TIMEOUT, UPGRADE_TIMEOUT)
+    with reference_server("conformance-node", *timeouts) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def development_with_timeouts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    database = str(tmp_path_factory.mktemp("conformance") / "db.sqlite3")
-    process, url = runserver(
-        "conformance-runserver", django_env("tests.settings_dev", SIOLESS_TEST_SQLITE=database, **TIMEOUTS)
-    )
-    try:
+    with development_server("conformance-runserver", tmp_path_factory.mktemp("conformance"), **TIMEOUTS) as url:
         yield url
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

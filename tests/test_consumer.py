@@ -229,3 +229,28 @@ async def test_a_tick_within_half_a_ping_interval_of_open_is_skipped(settings: S
         await asyncio.sleep(0.3)
         await layer.group_send(HEARTBEAT_GROUP, {**tick_message, "tick": 3002})
         assert await communicator.receive_from() == "2"
+
+
+async def test_broadcasts_wait_for_a_recovery_and_those_sent_again_are_dropped(
+    engine: tuple[WebsocketCommunicator, dict[str, Any]],
+) -> None:
+    """While a socket is recovered, broadcasts of its namespace's log are held; they follow the
+    events sent again, less those among them (up to the offset released); others pass."""
+    communicator, _ = engine
+    opened = await to_worker()
+    layer = get_channel_layer()
+    await layer.send(opened["reply"], {"type": messages.GROUPS, "add": ["room"], "discard": [], "hold": "log"})
+    broadcast = {"type": messages.BROADCAST, "targets": ["room"], "skip": [], "via": 0, "log": "log"}
+    for offset in ("5-0", "9-1", "10-0"):
+        await layer.send(opened["reply"], {**broadcast, "frames": [f'2["b","{offset}"]'], "offset": offset})
+    await layer.send(
+        opened["reply"], {**broadcast, "frames": ['2["other log","1-0"]'], "log": "other", "offset": "1-0"}
+    )
+    assert await communicator.receive_from() == '42["other log","1-0"]'
+    missed = ['0{"sid":"s","pid":"p"}', '2["b","5-0"]', '2["b","9-1"]']
+    await layer.send(opened["reply"], {"type": messages.FRAMES, "frames": missed, "release": ["log", "9-1"]})
+    assert [await communicator.receive_from() for _ in range(4)] == [f"4{frame}" for frame in missed] + [
+        '42["b","10-0"]'
+    ]
+    await layer.send(opened["reply"], {**broadcast, "frames": ['2["b","11-0"]'], "offset": "11-0"})
+    assert await communicator.receive_from() == '42["b","11-0"]'  # held no more

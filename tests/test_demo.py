@@ -3,11 +3,16 @@ phone-sized screen) in headless Chromium (Debian's package)."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import os
+import select
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -38,15 +43,30 @@ def development_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def production_demo() -> Iterator[str]:
     """``make demo-production``, on a database and channel-layer keys of its own; its URL."""
+    with production_demo_starter() as (start, url):
+        process = start()
+        try:
+            yield url
+        finally:
+            process.stop(timeout=40)
+
+
+@contextlib.contextmanager
+def production_demo_starter() -> Iterator[tuple[Callable[[], Process], str]]:
+    """What starts ``make demo-production`` on a port, database and channel-layer keys of its own
+    (again and again: a restart), and its URL; the database is dropped afterwards."""
     run = uuid.uuid4().hex[:8]
     database, port = f"sioless_demo_test_{run}", free_port()
     command = [sys.executable, "-m", "demo_project.production", "--port", str(port), "--database", database]
-    process = Process("demo-production", [*command, "--prefix", f"siotest-demo-{run}"], dict(os.environ))
-    try:
+
+    def start() -> Process:
+        process = Process("demo-production", [*command, "--prefix", f"siotest-demo-{run}"], dict(os.environ))
         process.wait_for_log("production topology: http")
-        yield f"http://127.0.0.1:{port}"
+        return process
+
+    try:
+        yield start, f"http://127.0.0.1:{port}"
     finally:
-        process.stop(timeout=40)
         admin_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
@@ -88,3 +108,36 @@ def test_make_demo_takes_a_port() -> None:
     )
     assert "manage.py runserver 127.0.0.1:8010" in dry_run.stdout
     assert "demo_project.production --port 8010" in dry_run.stdout
+
+
+@pytest.mark.parametrize("topology", ["development", "production"])
+def test_a_restarted_demo_shows_no_ghost(topology: str, tmp_path: Path) -> None:
+    """Two people in a room while the demo restarts (``runserver`` as autoreload restarts it; every
+    process of the production topology): both come back as the sockets they were (connection state
+    recovery), and the presence list never shows anyone twice."""
+    with contextlib.ExitStack() as stack:
+        if topology == "development":
+            env = django_env("tests.settings_demo", SIOLESS_TEST_SQLITE=str(tmp_path / "db.sqlite3"))
+            port, starts = free_port(), itertools.count()
+            url = f"http://127.0.0.1:{port}"
+
+            def start() -> Process:
+                return runserver(f"demo-restart-{next(starts)}", env, port)[0]
+        else:
+            start, url = stack.enter_context(production_demo_starter())
+        server = start()
+        stack.callback(lambda: server.stop(timeout=40))
+        command = ["node", str(DEMO_BROWSER), url, str(tmp_path), "restart"]
+        browser = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        stack.callback(browser.kill)
+        assert browser.stdout is not None and browser.stdin is not None
+        assert select.select([browser.stdout], [], [], 60)[0], "the two pages did not get into the room"
+        assert browser.stdout.readline().strip() == "ready"
+        server.stop(timeout=40)
+        server = start()
+        browser.stdin.write("restarted\n")
+        browser.stdin.flush()
+        out, _ = browser.communicate(timeout=90)
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen["recovered"] == ["yes", "yes"]
+    assert seen["presences"] == ["In lobby: alice, bob"]

@@ -263,3 +263,33 @@ def test_the_production_demo_refuses_to_start_without_a_secret_key() -> None:
     )
     assert done.returncode != 0
     assert "SIOLESS_DEMO_SECRET_KEY" in done.stderr
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_suspended_sockets_without_their_secrets(admin_client: Any) -> None:
+    from django.contrib.admin.utils import quote
+    from django.urls import reverse
+
+    from sioless.models import SuspendedSocket
+    from sioless.recovery import digest
+    from sioless.sealing import seal
+
+    SuspendedSocket.objects.create(
+        sid="lost-sid",
+        pid_digest=digest("PID-SECRET"),
+        namespace="/",
+        namespace_group="g",
+        eio_sid="e",
+        handshake={"headers": {"x-note": "HEADER-SECRET"}},
+        auth=seal({"token": "AUTH-SECRET"}),
+        reason="transport close",
+    )
+    for url in (
+        reverse("admin:sioless_suspendedsocket_changelist"),
+        reverse("admin:sioless_suspendedsocket_change", args=[quote("lost-sid")]),
+    ):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        assert "lost-sid" in page.content.decode()
+        assert "SECRET" not in page.content.decode()
+        assert digest("PID-SECRET") not in page.content.decode()

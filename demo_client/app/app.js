@@ -26,8 +26,11 @@ function showState(state) {
   $("state").className = state;
 }
 
+let connects = 0;
 socket.on("connect", () => {
   showState("connected");
+  // connection state recovery: the same socket again (rooms, data), sent what it missed meanwhile
+  if (connects++) $("recovered").textContent = socket.recovered ? "yes" : "no";
   $("transport").textContent = socket.io.engine.transport.name;
   socket.io.engine.once("upgrade", (transport) => ($("transport").textContent = transport.name));
   if (room) join(room);
@@ -38,6 +41,8 @@ socket.on("disconnect", () => {
   enableChat(false); // until the room is joined again
 });
 socket.io.on("reconnect_attempt", () => showState("reconnecting"));
+// Leaving the page leaves the rooms at once: a lost connection would be kept for a recovery.
+addEventListener("pagehide", () => socket.disconnect());
 socket.io.on("reconnect", () => $("reconnects").textContent = String(++reconnects));
 
 async function measureLatency() {

@@ -137,6 +137,14 @@ def with_ack_id(frames: list[str | bytes], namespace: str, ack_id: int) -> list[
     return [f"{text[:head]}{ack_id}{text[head:]}", *attachments]
 
 
+def with_offset(frames: list[str | bytes], offset: str) -> list[str | bytes]:
+    """The frames of an encoded event with ``offset`` added as its last argument, where a client
+    using connection state recovery reads its place in the packet log."""
+    text, *attachments = frames
+    assert isinstance(text, str) and text.endswith("]")  # an event's data is a list, last in the text part
+    return [f"{text[:-1]},{json.dumps(offset)}]", *attachments]
+
+
 def decode(text: str, *, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> Packet | PartialPacket:
     """Decode a text part; a PartialPacket when binary attachments must follow.
 

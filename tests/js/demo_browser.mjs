@@ -4,8 +4,11 @@
 // canvas as drawn so far and the room's conversation, then clears the canvas for everyone. Checks
 // the page's edges too: no failed request, no blank space under the canvas, no round trip shown
 // and no message box enabled while disconnected. Saves a screenshot of each page.
-// Usage: node demo_browser.mjs <demo url> <screenshot directory>
+// Mode "restart": two people in a room while the server restarts; prints "ready" when they are
+// both in, waits for a line on stdin (the server is back), and reports what their pages show.
+// Usage: node demo_browser.mjs <demo url> <screenshot directory> [restart]
 // Prints one JSON line with what each page showed; pytest asserts on it.
+import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 const CHROMIUM_FLAGS = [
@@ -19,7 +22,7 @@ const CHROMIUM_FLAGS = [
 ];
 const WAIT = { timeout: 10000 };
 
-const [url, screenshots] = process.argv.slice(2);
+const [url, screenshots, mode] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_FLAGS });
 
 const failedRequests = [];
@@ -47,7 +50,7 @@ function paintedPixels() {
 }
 const painted = (page) => page.evaluate(paintedPixels);
 
-try {
+async function together() {
   const alice = await open("alice");
   const bob = await open("bob");
   for (const page of [alice, bob]) {
@@ -108,6 +111,7 @@ try {
   await alice.screenshot({ path: `${screenshots}/demo-alice.png` });
   await bob.screenshot({ path: `${screenshots}/demo-bob.png` });
 
+  await alice.goto("about:blank"); // leaves the page, as closing its tab would
   await alice.context().close();
   await bob.locator("#presence", { hasText: /In lobby: bob$/ }).waitFor(WAIT);
   const presenceAfterLeaving = await bob.textContent("#presence");
@@ -126,26 +130,57 @@ try {
   await bob.waitForFunction(`(${paintedPixels})() === 0`, null, WAIT);
   const paintedAfterClear = await painted(bob);
 
-  console.log(
-    JSON.stringify({
-      presence,
-      typing,
-      received,
-      paintedBefore,
-      paintedAfter,
-      status,
-      presenceAfterLeaving,
-      phoneOverflow,
-      phonePainted,
-      phoneHistory,
-      paintedAfterClear,
-      boardGap,
-      iconStatus,
-      whileDisconnected,
-      chatEnabledAgain,
-      failedRequests,
-    }),
-  );
+  return {
+    presence,
+    typing,
+    received,
+    paintedBefore,
+    paintedAfter,
+    status,
+    presenceAfterLeaving,
+    phoneOverflow,
+    phonePainted,
+    phoneHistory,
+    paintedAfterClear,
+    boardGap,
+    iconStatus,
+    whileDisconnected,
+    chatEnabledAgain,
+    failedRequests,
+  };
+}
+
+async function throughARestart() {
+  const people = [await open("alice"), await open("bob")];
+  for (const page of people) {
+    await page.fill("#room", "lobby");
+    await page.click("#join button");
+  }
+  for (const page of people) {
+    await page.locator("#presence", { hasText: "alice, bob" }).waitFor(WAIT);
+    await page.locator("#text:enabled").waitFor(WAIT); // its join answered
+  }
+  console.log("ready");
+  const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  await lines.next(); // the server restarted
+  for (const page of people) {
+    await page.locator("#recovered", { hasText: /yes|no/ }).waitFor({ timeout: 30000 });
+    await page.locator("#text:enabled").waitFor(WAIT); // back in the room
+  }
+  const presences = new Set(); // every presence list either page shows for 3 s
+  for (let look = 0; look < 30; look++) {
+    for (const page of people) presences.add(await page.textContent("#presence"));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return {
+    recovered: await Promise.all(people.map((page) => page.textContent("#recovered"))),
+    presences: [...presences],
+    failedRequests,
+  };
+}
+
+try {
+  console.log(JSON.stringify(await (mode === "restart" ? throughARestart() : together())));
 } finally {
   await browser.close();
 }
