@@ -128,16 +128,16 @@ class PacketLog(abc.ABC):
         """The entries after ``offset``, in batches."""
         yield []
 
-    async def missed(self, namespace: str, offset: str, groups: set[str]) -> tuple[list[Entry], str] | None:
-        """What a socket in ``groups`` was sent after ``offset``, and the last offset read; None when
-        ``offset`` is unknown or the socket missed more than MAX_MISSED events."""
-        if not await self.recovers(namespace, offset):
-            return None
+    async def missed(
+        self, namespace: str, offset: str, groups: set[str], *, bounded: bool = True
+    ) -> tuple[list[Entry], str] | None:
+        """What a socket in ``groups`` was sent after ``offset`` (one :meth:`recovers`), and the last
+        offset read; None when that is more than MAX_MISSED events (unless not ``bounded``)."""
         found: list[Entry] = []
         last = offset
         async for batch in self.after(namespace, offset):
             found += [entry for entry in batch if entry.reaches(groups)]
-            if len(found) > MAX_MISSED:
+            if bounded and len(found) > MAX_MISSED:
                 return None
             last = batch[-1].offset if batch else last
         return found, last

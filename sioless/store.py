@@ -157,9 +157,9 @@ def suspend_socket(socket: StoredSocket, pid_digest: str, reason: str) -> None:
         )
 
 
-def claim_suspended(pid_digest: str, namespace: str, max_age: float) -> StoredSocket | None:
-    """Take the suspended socket of a pid in ``namespace`` out of the database, if it is younger
-    than ``max_age`` seconds; only one claim of it ever gets it."""
+def claim_suspended(pid_digest: str, namespace: str, max_age: float) -> tuple[StoredSocket, str] | None:
+    """Take the suspended socket of a pid in ``namespace`` out of the database, with why it was lost,
+    if it is younger than ``max_age`` seconds; only one claim of it ever gets it."""
     kept = SuspendedSocket.objects.filter(
         pid_digest=pid_digest,
         namespace_group=namespace_group(namespace),
@@ -167,7 +167,7 @@ def claim_suspended(pid_digest: str, namespace: str, max_age: float) -> StoredSo
     )
     for row in kept:
         if SuspendedSocket.objects.filter(sid=row.sid).delete()[0]:
-            return _suspended_socket(row)
+            return _suspended_socket(row), row.reason
     return None
 
 

@@ -591,12 +591,22 @@ class Worker:
         self, session: EngineSession, socket: Socket, handlers: Namespace, pid: str, offset: str
     ) -> None:
         """Make ``socket`` the suspended socket of ``pid`` again, sent what it missed after
-        ``offset``; a new socket if there is none to recover (socket.io's rules)."""
-        stored = await self._claim(session, socket.namespace, pid, offset)
-        if stored is None:
+        ``offset``; a new socket if there is none to recover, or it missed more than the log gives
+        back (socket.io's rules; the one it missed is ended then)."""
+        pid_digest = recovery.digest(pid)
+        claimed = await self._claim(session, socket.namespace, pid_digest, offset)
+        if claimed is None:
             await self._connect_afresh(session, socket, handlers)
             return
-        pid_digest = recovery.digest(pid)
+        stored, reason = claimed
+        log = recovery.packet_log(self.layer)
+        groups = _groups(socket.namespace, stored.rooms)
+        found = await log.missed(socket.namespace, offset, set(groups))
+        if found is None:
+            logger.info("socket %s of %s missed too much to be recovered: it ends", stored.sid, socket.namespace)
+            self._end_suspended(stored, reason, await _load_users({stored.handshake.get("user_id")}))
+            await self._connect_afresh(session, socket, handlers)
+            return
         if session.sockets.get(socket.namespace) is not socket:  # this connection was lost meanwhile too
             await self.writes.write(store.suspend_socket, stored, pid_digest, str(DisconnectReason.TRANSPORT_CLOSE))
             return
@@ -608,29 +618,33 @@ class Worker:
         socket.data.dirty = False
         socket.rooms = set(stored.rooms)
         socket.connected = True  # it was: a refusal now or a lost connection ends it as any other
-        groups = _groups_of(socket)
         for group in groups:
             await self.layer.group_add(group, session.reply)
-        # the consumer holds the broadcasts from now until the missed events are sent
+        # the consumer holds the broadcasts from now until the missed events are sent; what was
+        # logged since the first read is read now (a moment's worth: no bound)
         log_name = namespace_group(socket.namespace)
         await self._send(session.reply, {"type": messages.GROUPS, "add": groups, "discard": [], "hold": log_name})
-        found = await recovery.packet_log(self.layer).missed(socket.namespace, offset, set(groups))
-        missed, last = found or ([], offset)
+        missed, read_up_to = found
+        since = await log.missed(socket.namespace, read_up_to, set(groups), bounded=False)
+        assert since is not None  # only the bound gives None
+        missed, last = [*missed, *since[0]], since[1]
         logger.info("socket %s of %s recovered, %d events sent again", socket.sid, socket.namespace, len(missed))
         replay = [frame for entry in missed for frame in entry.sent_frames()]
         await self._run_connect(session, socket, handlers, replay=replay, release=[log_name, last])
 
-    async def _claim(self, session: EngineSession, namespace: str, pid: str, offset: str) -> StoredSocket | None:
-        """Take the suspended socket of ``pid`` out of the database; a connected one is handed over
-        first if its consumer does not show its client is still there (the client is back on a new
-        connection: the old one's server process died, or has not noticed the loss yet)."""
+    async def _claim(
+        self, session: EngineSession, namespace: str, pid_digest: str, offset: str
+    ) -> tuple[StoredSocket, str] | None:
+        """Take the suspended socket of a pid out of the database, with why it was lost; a connected
+        one is handed over first if its consumer does not show its client is still there (the client
+        is back on a new connection: the old one's server process died, or has not noticed the loss
+        yet). None for an offset that recovers nothing."""
         if not await recovery.packet_log(self.layer).recovers(namespace, offset):
             return None  # a made-up offset: what the socket missed is not known
-        pid_digest = recovery.digest(pid)
         max_age = conf.MAX_DISCONNECTION_DURATION
-        stored = await in_store_thread(store.claim_suspended, pid_digest, namespace, max_age)
-        if stored is not None:
-            return stored
+        claimed = await in_store_thread(store.claim_suspended, pid_digest, namespace, max_age)
+        if claimed is not None:
+            return claimed
         holder = await in_store_thread(store.live_session_of, pid_digest, namespace)
         if holder is None or holder == session.eio_sid or not await self._take_over(holder):
             return None
@@ -983,7 +997,12 @@ def _recovery_request(auth: dict[str, Any]) -> tuple[dict[str, Any], str | None,
 
 def _groups_of(socket: Socket) -> list[str]:
     """The channel-layer groups of a socket: its namespace's, and its rooms' (its own sid's too)."""
-    return [namespace_group(socket.namespace), *(room_group(socket.namespace, room) for room in socket.rooms)]
+    return _groups(socket.namespace, socket.rooms)
+
+
+def _groups(namespace: str, rooms: Iterable[str]) -> list[str]:
+    """The channel-layer groups of a socket of ``namespace`` in ``rooms``."""
+    return [namespace_group(namespace), *(room_group(namespace, room) for room in rooms)]
 
 
 def _dead_here(holder: str) -> bool:

@@ -60,7 +60,7 @@ async def test_a_made_up_offset_recovers_nothing(log: PacketLog) -> None:
     assert await log.knows("/", kept)
     newer = recovery.offset_key(kept)[0] + 5
     for made_up in (f"{kept}9", f"{newer}-0", "999999999999999-0", "not-an-offset", "1-2-3", ""):
-        assert await log.missed("/", made_up, {ROOM}) is None
+        assert not await log.recovers("/", made_up)
 
 
 async def test_an_offset_older_than_the_log_recovers_all_it_holds(log: PacketLog) -> None:
@@ -70,6 +70,7 @@ async def test_an_offset_older_than_the_log_recovers_all_it_holds(log: PacketLog
     await asyncio.sleep(recovery.kept_for() + 0.2)
     await log.append("/", ['2["new"]'], [ROOM], [])  # trims what is older than the log keeps
     await log.append("/", ['2["elsewhere"]'], [OTHER], [])
+    assert await log.recovers("/", old)
     found = await log.missed("/", old, {ROOM})
     assert found is not None
     assert [entry.frames for entry in found[0]] == [['2["new"]']]
@@ -81,6 +82,7 @@ async def test_development_recovers_an_offset_of_the_server_process_before_it() 
     await asyncio.sleep(0.01)
     after = MemoryPacketLog()  # started later
     await after.append("/", ['2["since"]'], [ROOM], [])
+    assert await after.recovers("/", offset)
     found = await after.missed("/", offset, {ROOM})
     assert found is not None
     assert [entry.frames for entry in found[0]] == [['2["since"]']]
