@@ -322,8 +322,10 @@ async def test_several_redis_hosts_keep_every_connection_in_order(django_db_setu
             seen = await asyncio.to_thread(run_node, scenario, *urls, transports=transports)
             if scenario == "order":
                 assert seen == {"count": 1000, "in_order": True, "errors": []}
-        used = [server.client().dbsize() for server in servers]
-        assert all(keys > 0 for keys in used), used  # both hosts carry part of the load
+        # both hosts carry part of the load (counted in commands: the keys a host holds once the
+        # clients have gone, with the random names of the processes' channels, may all be on one)
+        used = [server.client().info("stats")["total_commands_processed"] for server in servers]
+        assert all(commands > 20 for commands in used), used
 
 
 @pytest.mark.django_db
