@@ -86,7 +86,7 @@ async function join(wanted) {
   $("messages").replaceChildren(); // the room's last messages, including any said while away
   answer.history.forEach((message) => addMessage(message.name, message.text));
   if (changed) addMessage(null, `You joined ${answer.room}.`, "event");
-  showPresence(answer);
+  showPresence(presences.get(room) ?? answer);
   enableChat(socket.connected);
   $("text").focus();
 }
@@ -107,10 +107,17 @@ $("say").addEventListener("submit", async (event) => {
 
 socket.on("said", (message) => message.room === room && addMessage(message.name, message.text));
 
+// The last presence list heard of each room: one that comes while our join is answered is newer
+// than the list in the answer (computed when we joined).
+const presences = new Map();
+
 function showPresence(presence) {
   if (presence.room === room) $("presence").textContent = `In ${presence.room}: ${presence.members.join(", ")}`;
 }
-socket.on("presence", showPresence);
+socket.on("presence", (presence) => {
+  presences.set(presence.room, presence);
+  showPresence(presence);
+});
 
 let typingTimer = null;
 function stopTyping() {
