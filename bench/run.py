@@ -39,7 +39,7 @@ from typing import Any
 import redis
 
 from bench.measure import bench_database, cpu_seconds, named, process_tree, rss_bytes
-from demo_project.production import free_port
+from demo_project.production import DAPHNE, free_port
 from tests.processes import ROOT, Process, daphne, django_env, qcluster, runserver, worker
 
 LOAD_CLIENT = ROOT / "bench" / "js" / "load.mjs"
@@ -140,6 +140,15 @@ def node_socketio() -> Iterator[Topology]:
 
 
 @contextlib.contextmanager
+def daphne_floor() -> Iterator[Topology]:
+    port = free_port()
+    process = Process("bench-daphne-floor", [*DAPHNE, "-p", str(port), "bench.servers.floor:app"], dict(os.environ))
+    with stopping(Topology(f"http://127.0.0.1:{port}", [process])) as topology:
+        process.wait_for_port(port)
+        yield topology
+
+
+@contextlib.contextmanager
 def sioless_development() -> Iterator[Topology]:
     with tempfile.TemporaryDirectory() as directory:
         env = sioless_env("tests.settings_dev", SIOLESS_TEST_SQLITE=f"{directory}/db.sqlite3")
@@ -203,6 +212,7 @@ def stopping(topology: Topology) -> Iterator[Topology]:
 SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[Topology]]] = {
     "python-socketio (uvicorn)": python_socketio,
     "Node socket.io": node_socketio,
+    "daphne floor (bare ASGI app)": daphne_floor,
     "sioless development (runserver)": sioless_development,
     "sioless production (daphne)": sioless_production("daphne"),
     "sioless production (uvicorn)": sioless_production("uvicorn"),

@@ -7,20 +7,24 @@ Socket.IO frames to its shard's worker without decoding them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import ChannelFull, StopConsumer
+from channels.layers import get_channel_layer
 
 from . import embedded, messages, shutdown
 from .conf import conf
 from .exceptions import ProtocolError
 from .flow import Outbox
+from .layers import group_add_all
 from .names import HEARTBEAT_GROUP, process_of, shard_of, worker_channel
 from .origins import Trust, header, origin_trust
 from .protocol import engineio
@@ -100,7 +104,40 @@ else:
 
 class LeanConsumer(AsyncConsumer):
     """A consumer that routes messages without Channels' per-message database thread hop (its
-    handlers touch no database connection), and whose sends to a client that is gone are dropped."""
+    handlers touch no database connection) nor its per-message task and wait, and whose sends to
+    a client that is gone are dropped."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Dispatch what the ASGI server and the channel layer send, one message at a time, each
+        source read by a task of its own for the consumer's life (Channels' loop starts a task and
+        a wait for every message)."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            sources.append(self.channel_receive)
+        self.base_send = send
+        dispatching = asyncio.Lock()
+        readers = [asyncio.ensure_future(self._read(source, dispatching)) for source in sources]
+        try:
+            ended, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_EXCEPTION)
+            for reader in ended:
+                reader.result()
+        except StopConsumer:
+            pass
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+
+    async def _read(self, source: Callable[[], Awaitable[dict[str, Any]]], dispatching: asyncio.Lock) -> None:
+        """Dispatch each message of ``source`` in turn with those of the consumer's other sources."""
+        while True:
+            message = await source()
+            async with dispatching:
+                await self.dispatch(message)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)
@@ -216,8 +253,9 @@ class EngineConsumer(LeanConsumer):
         raise StopConsumer
 
     async def sioless_frames(self, message: dict[str, Any]) -> None:
-        """Frames the worker sends this client (with how far it has handled the client's), then the
-        broadcasts held for a recovery it ends."""
+        """Frames the worker sends this client (with how far it has handled the client's, and the
+        groups of a socket they connect), then the broadcasts held for a recovery it ends."""
+        self.groups.update(message.get("groups", ()))
         if self.outbox is not None:
             await self.outbox.credit(message.get("handled"))
         for frame in message["frames"]:
@@ -324,8 +362,7 @@ class EngineConsumer(LeanConsumer):
         expiry = getattr(self.channel_layer, "group_expiry", 86400)
         if now - self.groups_added_at > expiry / 2:
             self.groups_added_at = now
-            for group in (HEARTBEAT_GROUP, *self.groups):
-                await self.channel_layer.group_add(group, self.channel_name)
+            await group_add_all(self.channel_layer, [HEARTBEAT_GROUP, *self.groups], self.channel_name)
 
     async def end(self, reason: DisconnectReason) -> None:
         """Stop serving the session and tell the worker why, once; the worker always gets to know."""

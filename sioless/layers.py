@@ -1,33 +1,43 @@
 """Channel layers with less work a message: channels-redis with fewer round trips to Redis, and
-Channels' in-memory layer without its sweep of every channel at every message.
+Channels' in-memory layer without its per-message costs.
 
 channels-redis sends a message in four round trips (drop expired messages, check the capacity,
-add, refresh the expiry), and receives one in four (restore the in-flight backup, pop, back it up,
-clear the backup). :class:`RedisChannelLayer` sends in one Lua script, and a server process takes
-every message waiting for its consumers (up to ``RECEIVE_BATCH``) in one script too, keeping them
-in the in-flight backup until they are handed to the consumers, so a cancelled receive still
-loses nothing; nor does one cancelled (its consumer ended) while it waits in Redis for the
-process's next message: the wait is shielded, and what it brings is put back first in line.
+add, refresh the expiry), a group message in four more, and receives one in four (restore the
+in-flight backup, pop, back it up, clear the backup), every waiting consumer racing for a lock
+with two tasks and a wait at every message. :class:`RedisChannelLayer`:
 
-A worker's channel (``sioless.worker.N``) is durable: :meth:`RedisChannelLayer.take` takes a
-message in one script and keeps it in flight in Redis until the worker acknowledges it, and a
-worker that starts puts back what a dead one had taken (:mod:`sioless.receipts`).
+- sends in one Lua script what a process sends meanwhile (up to ``SEND_BATCH`` messages, in
+  order); a group send reads the group's members in one script, grouped by server process there,
+  and sends one message a process with the others;
+- joins or leaves several groups in one script a host;
+- has one task a server process read its channel for its consumers, taking every message waiting
+  (up to ``RECEIVE_BATCH``) in one script, keeping them in the in-flight backup until they are in
+  the consumers' buffers, so a cancelled read still loses nothing; nor does one cancelled while
+  it waits in Redis for the process's next message: the wait is shielded, and what it brings is
+  put back first in line.
+
+A worker's channel (``sioless.worker.N``) is durable: :meth:`RedisChannelLayer.take` takes up to
+``TAKE_BATCH`` messages in one script and keeps each in flight in Redis until the worker
+acknowledges it, and a worker that starts puts back what a dead one had taken
+(:mod:`sioless.receipts`).
 
 With several Redis hosts, channels-redis spreads a plain channel's messages over them in turn (so
 a worker would take them out of order), and hashes a process channel's full name to send but its
 process part to receive: here every channel lives on the one host its process part hashes to.
-Everything else, groups included, is channels-redis' own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import hashlib
 import itertools
+import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from channels.exceptions import ChannelFull
@@ -37,31 +47,50 @@ from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
-#: KEYS: the channel's key, its wake-up list (a durable channel's; else unused); ARGV: the message,
-#: now, the expiry, the capacity, whether the channel is durable.
+logger = logging.getLogger(__name__)
+
+#: KEYS: each message's channel key and wake-up list (a durable channel's; else unused), in turn;
+#: ARGV: now, the expiry, then each message's score, body, channel capacity and whether the channel
+#: is durable. Sends the messages in order; answers 1 for each one sent, 0 for each refused (its
+#: channel was full). A channel's expired messages are dropped, and its expiry renewed, once.
 SEND_SCRIPT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, math.floor(tonumber(ARGV[2])) - tonumber(ARGV[3]))
-if redis.call('ZCOUNT', KEYS[1], '-inf', '+inf') >= tonumber(ARGV[4]) then
-    return 0
+local now, expiry = tonumber(ARGV[1]), tonumber(ARGV[2])
+local seen, sent = {}, {}
+for i = 1, #KEYS / 2 do
+    local key, wake, at = KEYS[2 * i - 1], KEYS[2 * i], 3 + 4 * (i - 1)
+    if not seen[key] then
+        seen[key] = true
+        redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
+    end
+    if redis.call('ZCARD', key) >= tonumber(ARGV[at + 2]) then
+        sent[i] = 0
+    else
+        redis.call('ZADD', key, ARGV[at], ARGV[at + 1])
+        if ARGV[at + 3] == '1' then
+            redis.call('RPUSH', wake, 1)
+            redis.call('EXPIRE', wake, expiry)
+        end
+        sent[i] = 1
+    end
 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-if ARGV[5] == '1' then
-    redis.call('RPUSH', KEYS[2], 1)
-    redis.call('EXPIRE', KEYS[2], ARGV[3])
+for key in pairs(seen) do
+    redis.call('EXPIRE', key, expiry)
 end
-return 1
+return sent
 """
-#: KEYS: a durable channel, its in-flight set, its wake-up list; ARGV: the expiry. Moves the first
-#: message into the in-flight set, where it stays until acknowledged; none: clears the wake-ups.
+#: KEYS: a durable channel, its in-flight set, its wake-up list; ARGV: the expiry, the most messages
+#: to take. Moves the first messages into the in-flight set, where each stays until acknowledged;
+#: none: clears the wake-ups.
 TAKE_SCRIPT = """
-local taken = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local taken = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
 if #taken == 0 then
     redis.call('DEL', KEYS[3])
     return taken
 end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, 0)
-redis.call('ZADD', KEYS[2], taken[2], taken[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #taken / 2 - 1)
+for i = 1, #taken, 2 do
+    redis.call('ZADD', KEYS[2], taken[i + 1], taken[i])
+end
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return taken
 """
@@ -104,8 +133,63 @@ end
 redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4])
 return batch
 """
+#: KEYS: a group; ARGV: when memberships added before it have expired. Drops those; answers, for
+#: each Redis channel holding members (a server process's, or a plain one), its name and its
+#: members, space-separated (one reply element a process, not one a member: far less to parse).
+GROUP_MEMBERS_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, tonumber(ARGV[1]))
+local names, members_of = {}, {}
+for _, channel in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local bang = string.find(channel, '!', 1, true)
+    local name = bang and string.sub(channel, 1, bang) or channel
+    if not members_of[name] then
+        members_of[name] = {}
+        names[#names + 1] = name
+    end
+    table.insert(members_of[name], channel)
+end
+local grouped = {}
+for _, name in ipairs(names) do
+    grouped[#grouped + 1] = name
+    grouped[#grouped + 1] = table.concat(members_of[name], ' ')
+end
+return grouped
+"""
+#: KEYS: groups (all on one host); ARGV: a channel, now, the group expiry. Adds the channel to each.
+GROUP_ADD_SCRIPT = """
+for i = 1, #KEYS do
+    redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
+    redis.call('EXPIRE', KEYS[i], ARGV[3])
+end
+"""
+#: KEYS: groups (all on one host); ARGV: a channel. Takes the channel out of each.
+GROUP_DISCARD_SCRIPT = """
+for i = 1, #KEYS do
+    redis.call('ZREM', KEYS[i], ARGV[1])
+end
+"""
 #: Most messages a server process takes from Redis in one round trip.
 RECEIVE_BATCH = 100
+#: Most messages a worker takes from its durable channel in one round trip.
+TAKE_BATCH = 100
+#: Most messages a process sends in one round trip.
+SEND_BATCH = 100
+
+
+#: Seconds before a process whose channel Redis could not be read tries again.
+READ_RETRY = 0.5
+#: Seconds between the scores of two messages a process sends (they order a channel's messages).
+SCORE_STEP = 1e-6
+
+
+@dataclass
+class Outgoing:
+    """A message waiting for its round trip: its keys and arguments in the send script, and
+    whether it was sent (False: its channel was full)."""
+
+    keys: list[str]
+    arguments: list[Any]
+    sent: asyncio.Future[bool]
 
 
 @functools.cache
@@ -114,7 +198,7 @@ def script_sha(script: str) -> str:
     return hashlib.sha1(script.encode()).hexdigest()
 
 
-async def run_script(connection: Any, script: str, keys: list[str], *arguments: Any) -> Any:
+async def run_script(connection: Any, script: str, keys: list[str] | list[bytes], *arguments: Any) -> Any:
     """Run a Lua script by its SHA; the first time since Redis started, Redis learns it."""
     try:
         return await connection.evalsha(script_sha(script), len(keys), *keys, *arguments)
@@ -123,13 +207,20 @@ async def run_script(connection: Any, script: str, keys: list[str], *arguments: 
 
 
 class RedisChannelLayer(ChannelsRedisLayer):
-    """channels-redis' layer, with one round trip a send and one a batch of received messages."""
+    """channels-redis' layer, with one round trip for a batch of messages sent, one for a batch received."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.handed_over: dict[str, str] = {}
         #: Messages on their way back to Redis (see :meth:`put_back`), kept from the garbage collector.
         self.putting_back: set[asyncio.Future[Any]] = set()
+        #: By event loop and host: the messages waiting for the next round trip, and its sender.
+        self.unsent: dict[tuple[asyncio.AbstractEventLoop, int], list[Outgoing]] = {}
+        self.senders: dict[tuple[asyncio.AbstractEventLoop, int], asyncio.Task[None]] = {}
+        #: The score of the last message sent: each message's is higher (a channel's order).
+        self.last_score = 0.0
+        #: The task that reads this process's channel for its consumers.
+        self.reader: asyncio.Task[None] | None = None
 
     def create_pool(self, index: int) -> Any:
         """A pool that waits for a free connection when all ``max_connections`` are busy (redis-py's
@@ -144,33 +235,118 @@ class RedisChannelLayer(ChannelsRedisLayer):
         return BlockingConnectionPool.from_url(host.pop("address"), timeout=POOL_WAIT, **host)
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
-        """Send ``message`` to ``channel``; raise ChannelFull at the channel's capacity."""
+        """Send ``message`` to ``channel``; raise ChannelFull at the channel's capacity. The
+        messages a process sends meanwhile go to Redis in one round trip, in the order sent."""
         assert isinstance(message, dict), "message is not a dict"
         assert self.require_valid_channel_name(channel), "Channel name not valid"
         assert "__asgi_channel__" not in message
-        channel_non_local_name = channel
         if "!" in channel:
             message = {**message, "__asgi_channel__": channel}
-            channel_non_local_name = self.non_local_name(channel)
-        connection = self.connection(self.consistent_hash(channel_non_local_name))
-        key = self.prefix + channel_non_local_name
         durable = channel.startswith(DURABLE_PREFIX)
-        arguments = [self.serialize(message), time.time(), int(self.expiry), self.get_capacity(channel), int(durable)]
-        if not await run_script(connection, SEND_SCRIPT, [key, f"{key}$wake"], *arguments):
+        if not await self.enqueue(self.non_local_name(channel), message, self.get_capacity(channel), durable):
             raise ChannelFull()
 
-    async def take(self, channel: str) -> tuple[dict[str, Any], bytes]:
-        """The next message of a durable channel, and its receipt: the message stays in flight in
-        Redis until :meth:`acknowledge` gets the receipt, so a receiver that dies with it in hand
-        loses nothing (:meth:`restore` puts it back). Waits for one."""
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to every member of ``group``: one round trip for the members, then one
+        message a server process (naming its members there), sent with what this process sends
+        meanwhile (channels-redis takes four round trips and hashes every member). A member whose
+        channel is full misses it, as with channels-redis."""
+        assert isinstance(message, dict), "message is not a dict"
+        assert self.require_valid_group_name(group), "Group name not valid"
+        connection = self.connection(self.consistent_hash(group))
+        expired = int(time.time()) - self.group_expiry
+        grouped = await run_script(connection, GROUP_MEMBERS_SCRIPT, [self._group_key(group)], expired)
+        sent = []
+        for name, members in zip(map(bytes.decode, grouped[0::2]), map(bytes.decode, grouped[1::2]), strict=True):
+            channels = members.split(" ")
+            body = {**message, "__asgi_channel__": channels} if name.endswith("!") else message
+            sent.append(self.enqueue(name, body, self.get_capacity(channels[0]), durable=False))
+        await asyncio.gather(*sent)
+
+    def enqueue(self, name: str, message: dict[str, Any], capacity: int, durable: bool) -> asyncio.Future[bool]:
+        """Put a message for the Redis channel ``name`` in the next round trip to its host; whether it
+        was sent (False: the channel was full)."""
+        self.last_score = max(time.time(), self.last_score + SCORE_STEP)
+        key = self.prefix + name
+        loop = asyncio.get_running_loop()
+        outgoing = Outgoing(
+            [key, f"{key}$wake"],
+            [self.last_score, self.serialize(message), capacity, int(durable)],
+            loop.create_future(),
+        )
+        host = (loop, self.consistent_hash(name))
+        self.unsent.setdefault(host, []).append(outgoing)
+        if host not in self.senders:
+            self.senders[host] = loop.create_task(self.send_unsent(host))
+        return outgoing.sent
+
+    async def send_unsent(self, host: tuple[asyncio.AbstractEventLoop, int]) -> None:
+        """Send a host's waiting messages, up to ``SEND_BATCH`` a round trip, one round trip at a
+        time (so that Redis gets them in order), until none waits."""
+        connection = self.connection(host[1])
+        unsent: list[Outgoing] = []
+        try:
+            while unsent := self.unsent.pop(host, []):
+                for start in range(0, len(unsent), SEND_BATCH):
+                    await self.send_batch(connection, unsent[start : start + SEND_BATCH])
+        finally:
+            del self.senders[host]
+            for outgoing in [*unsent, *self.unsent.pop(host, [])]:  # cancelled: the loop ends
+                if not outgoing.sent.done():
+                    outgoing.sent.cancel()
+
+    async def send_batch(self, connection: Any, batch: list[Outgoing]) -> None:
+        """Send messages in one round trip; tell each of them whether it was sent."""
+        keys = [key for outgoing in batch for key in outgoing.keys]
+        arguments = [argument for outgoing in batch for argument in outgoing.arguments]
+        try:
+            sent = await run_script(connection, SEND_SCRIPT, keys, time.time(), int(self.expiry), *arguments)
+        except Exception as exc:
+            for outgoing in batch:
+                if not outgoing.sent.done():
+                    outgoing.sent.set_exception(exc)
+            return
+        for outgoing, was_sent in zip(batch, sent, strict=True):
+            if not outgoing.sent.done():
+                outgoing.sent.set_result(bool(was_sent))
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await self.group_add_all([group], channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        await self.group_discard_all([group], channel)
+
+    async def group_add_all(self, groups: list[str], channel: str) -> None:
+        """Add ``channel`` to ``groups``: one round trip a Redis host (channels-redis takes two a group)."""
+        await self.run_on_groups(GROUP_ADD_SCRIPT, groups, channel, time.time(), self.group_expiry)
+
+    async def group_discard_all(self, groups: list[str], channel: str) -> None:
+        """Take ``channel`` out of ``groups``: one round trip a Redis host."""
+        await self.run_on_groups(GROUP_DISCARD_SCRIPT, groups, channel)
+
+    async def run_on_groups(self, script: str, groups: list[str], channel: str, *arguments: Any) -> None:
+        """Run a group script for ``channel`` on each host, with the keys of the groups it holds."""
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        keys: dict[int, list[bytes]] = {}
+        for group in groups:
+            assert self.require_valid_group_name(group), "Group name not valid"
+            keys.setdefault(self.consistent_hash(group), []).append(self._group_key(group))
+        for index, held in keys.items():
+            await run_script(self.connection(index), script, held, channel, *arguments)
+
+    async def take(self, channel: str) -> list[tuple[dict[str, Any], bytes]]:
+        """The next messages of a durable channel (up to ``TAKE_BATCH``), each with its receipt:
+        a message stays in flight in Redis until :meth:`acknowledge` gets its receipt, so a
+        receiver that dies with it in hand loses nothing (:meth:`restore` puts it back). Waits
+        for one."""
         assert channel.startswith(DURABLE_PREFIX), "not a durable channel"
         connection = self.connection(self.consistent_hash(channel))
         key = self.prefix + channel
         keys = [key, f"{key}$taken", f"{key}$wake"]
         while True:
-            taken = await run_script(connection, TAKE_SCRIPT, keys, int(self.expiry))
+            taken = await run_script(connection, TAKE_SCRIPT, keys, int(self.expiry), TAKE_BATCH)
             if taken:
-                return self.deserialize(taken[0]), taken[0]
+                return [(self.deserialize(member), member) for member in taken[0::2]]
             await connection.blpop([keys[2]], timeout=self.brpop_timeout)
 
     async def acknowledge(self, channel: str, receipts: list[bytes]) -> None:
@@ -186,6 +362,45 @@ class RedisChannelLayer(ChannelsRedisLayer):
         return int(
             await run_script(self.connection(self.consistent_hash(channel)), RESTORE_SCRIPT, keys, int(self.expiry))
         )
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """The next message of ``channel``. A process channel's consumers wait on their buffers,
+        filled from Redis by one task of the process, started with its first receive (channels-redis
+        has each waiting receive race for a lock with two tasks and a wait, at every message)."""
+        if "!" not in channel:
+            return await super().receive(channel)
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        buffer = self.receive_buffer[channel]
+        if not buffer.empty():
+            return buffer.get_nowait()
+        loop = asyncio.get_running_loop()
+        if self.reader is None or self.reader.done() or self.reader.get_loop() is not loop:
+            self.reader = loop.create_task(self.read(self.non_local_name(channel)))
+        try:
+            return await buffer.get()
+        except asyncio.CancelledError:
+            if buffer.empty():  # its consumer ended
+                self.receive_buffer.pop(channel, None)
+            raise
+
+    async def close_pools(self) -> None:
+        if self.reader is not None:
+            self.reader.cancel()
+            self.reader = None
+        await super().close_pools()
+
+    async def read(self, process_channel: str) -> None:
+        """Put the messages of this process's channel in their consumers' buffers, until the pools
+        close; Redis unreachable, try again every ``READ_RETRY`` seconds."""
+        while True:
+            try:
+                targets, message = await self.receive_single(process_channel)
+            except Exception as exc:
+                logger.warning("sioless cannot receive from Redis (%s): trying again", exc)
+                await asyncio.sleep(READ_RETRY)
+                continue
+            for target in targets if isinstance(targets, list) else [targets]:
+                self.receive_buffer[target].put_nowait(message)
 
     async def receive_single(self, channel: str) -> tuple[Any, dict[str, Any]]:
         """The next message of a server process's channel (``...!``), taking every waiting one
@@ -217,15 +432,15 @@ class RedisChannelLayer(ChannelsRedisLayer):
             try:
                 popped = await asyncio.shield(popping)
             except asyncio.CancelledError:
-                # its consumer ended: what Redis pops for the process now goes back for the next receive
+                # the reader stopped: what Redis pops for the process now goes back for the next one
                 popping.add_done_callback(functools.partial(self.put_back, connection))
                 raise
             if popped is not None:
                 return self.addressed(popped[1])
 
     def put_back(self, connection: Any, popping: asyncio.Future[Any]) -> None:
-        """Put a message that a pop whose receive was cancelled took back first in its process's
-        channel, where the receive that took over waits for it."""
+        """Put a message that a pop whose read was cancelled took back first in its process's
+        channel, for the next read."""
         if popping.cancelled() or popping.exception() is not None or popping.result() is None:
             return
         key, member, score = popping.result()
@@ -249,29 +464,97 @@ class RedisChannelLayer(ChannelsRedisLayer):
         return message.pop("__asgi_channel__"), message
 
 
-class InMemoryChannelLayer(ChannelsInMemoryLayer):
-    """Channels' in-memory layer (development: one process), minus two costs that grow with the
-    connections: it sweeps expired messages and memberships at most once a second instead of at
-    every message, and a group send puts the message in each member's queue in turn instead of
-    starting a task per member. Its channels name their process uniquely, for the heartbeat."""
+async def group_add_all(layer: Any, groups: list[str], channel: str) -> None:
+    """Add ``channel`` to ``groups`` of any channel layer (sioless' Redis layer: at once)."""
+    if isinstance(layer, RedisChannelLayer):
+        await layer.group_add_all(groups, channel)
+    else:
+        for group in groups:
+            await layer.group_add(group, channel)
 
-    #: Seconds between two sweeps of expired messages and group memberships.
+
+async def group_discard_all(layer: Any, groups: list[str], channel: str) -> None:
+    """Take ``channel`` out of ``groups`` of any channel layer (sioless' Redis layer: at once)."""
+    if isinstance(layer, RedisChannelLayer):
+        await layer.group_discard_all(groups, channel)
+    else:
+        for group in groups:
+            await layer.group_discard(group, channel)
+
+
+def copied(value: Any) -> Any:
+    """A copy of a message as a serializing layer would deliver it: its dicts, lists and tuples
+    copied (nothing the sender changes later reaches the receiver), anything else as it is
+    (strings, bytes, numbers: unchangeable). ``copy.deepcopy`` costs several times as much."""
+    kind = type(value)
+    if kind is dict:
+        return {key: copied(item) for key, item in value.items()}
+    if kind is list:
+        return [copied(item) for item in value]
+    if kind is tuple:
+        return tuple([copied(item) for item in value])
+    return value
+
+
+class InMemoryChannelLayer(ChannelsInMemoryLayer):
+    """Channels' in-memory layer (development: one process), minus the costs it pays at every
+    message or that grow with the connections: it sweeps expired messages and memberships at most
+    once a second instead of at every message, keeps a channel's queue until a sweep finds it empty
+    and unwatched instead of making it again (and checking the channel's name) at every message,
+    copies messages without ``copy.deepcopy``, and a group send puts the message in each member's
+    queue in turn instead of starting a task per member. Its channels name their process
+    uniquely, for the heartbeat."""
+
+    #: Seconds between two sweeps of expired messages, group memberships and unused queues.
     SWEEP_EVERY = 1.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.swept_at = 0.0
         self.process = f"p{uuid.uuid4().hex[:12]}"
+        #: How many receives wait on each channel's queue: a sweep drops only queues none waits on.
+        self.receiving: collections.Counter[str] = collections.Counter()
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         """A channel of this process, named after it: a restarted server is never taken for the one before."""
         return f"{prefix}{self.process}.inmemory!{uuid.uuid4().hex[:12]}"
+
+    def queue(self, channel: str) -> asyncio.Queue[tuple[float, dict[str, Any]]]:
+        """The channel's queue, made (its name checked) if it has none."""
+        queue = self.channels.get(channel)
+        if queue is None:
+            self.require_valid_channel_name(channel)
+            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+        return queue
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        assert isinstance(message, dict), "message is not a dict"
+        assert "__asgi_channel__" not in message
+        try:
+            self.queue(channel).put_nowait((time.time() + self.expiry, copied(message)))
+        except asyncio.QueueFull:
+            raise ChannelFull(channel) from None
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        self._clean_expired()
+        queue = self.queue(channel)
+        self.receiving[channel] += 1
+        try:
+            _, message = await queue.get()
+        finally:
+            self.receiving[channel] -= 1
+            if not self.receiving[channel]:
+                del self.receiving[channel]
+        return message
 
     def _clean_expired(self) -> None:
         now = time.monotonic()
         if now - self.swept_at >= self.SWEEP_EVERY:
             self.swept_at = now
             super()._clean_expired()
+            for channel, queue in list(self.channels.items()):
+                if queue.empty() and channel not in self.receiving:
+                    del self.channels[channel]
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         assert isinstance(message, dict), "Message is not a dict"

@@ -24,7 +24,9 @@ recovery), and the answer::
 
 Worker to one consumer (its reply channel)::
 
-    sioless.frames    Socket.IO frames for the client; ``frames``, ``handled`` (as below)
+    sioless.frames    Socket.IO frames for the client; ``frames``, ``handled`` (as below);
+                      ``groups``: those of the socket a CONNECT among them connects, whose
+                      broadcasts the consumer takes from then on
     sioless.credit    the client frames handled so far, ``handled``; or ``resync``: a revived
                       worker asks how many were sent (``probe``: answered only while the client
                       is there, for a hand-over)

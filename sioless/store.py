@@ -64,16 +64,13 @@ class StoredSession:
     pid_digests: dict[str, str]
 
 
-def save_session(sid: str, shard: int, reply_channel: str, handshake: dict[str, Any]) -> None:
-    """Record a new engine session."""
-    EngineSession.objects.create(
-        sid=sid,
-        shard=shard,
-        reply_channel=reply_channel,
-        process=process_of(reply_channel),
-        handshake=handshake,
-        user_id=handshake.get("user_id"),
-    )
+@dataclass(frozen=True)
+class NewSession:
+    """An engine session whose row is written with its first socket's."""
+
+    shard: int
+    reply_channel: str
+    handshake: dict[str, Any]
 
 
 def delete_session(sid: str) -> None:
@@ -94,10 +91,20 @@ def save_socket(
     data: dict[str, Any],
     rooms: set[str],
     pid_digest: str | None = None,
+    new_session: NewSession | None = None,
 ) -> None:
     """Record a socket whose connect handler accepted it (or recovered), with its rooms (its
-    ``auth`` sealed, or not kept: :mod:`sioless.sealing`)."""
-    with transaction.atomic():
+    ``auth`` sealed, or not kept: :mod:`sioless.sealing`), and its engine session if it is new."""
+    with transaction.atomic(savepoint=False):  # no savepoint in a batch of writes: one round trip less
+        if new_session is not None:
+            EngineSession.objects.create(
+                sid=eio_sid,
+                shard=new_session.shard,
+                reply_channel=new_session.reply_channel,
+                process=process_of(new_session.reply_channel),
+                handshake=new_session.handshake,
+                user_id=new_session.handshake.get("user_id"),
+            )
         NamespaceSocket.objects.create(
             sid=sid,
             session_id=eio_sid,
@@ -139,7 +146,7 @@ def save_data(sid: str, data: dict[str, Any]) -> None:
 
 def suspend_socket(socket: StoredSocket, pid_digest: str, reason: str) -> None:
     """Keep a socket whose connection was lost for its client to recover (:mod:`sioless.recovery`)."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         NamespaceSocket.objects.filter(sid=socket.sid).delete()
         SuspendedSocket.objects.update_or_create(
             sid=socket.sid,

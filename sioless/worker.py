@@ -33,6 +33,7 @@ from channels.layers import BaseChannelLayer
 from . import messages, recovery, store
 from .conf import conf
 from .exceptions import AckTimeout, ConnectionRefused, PayloadError, ProtocolError, SocketGone
+from .layers import group_add_all, group_discard_all
 from .names import HEARTBEAT_GROUP, namespace_group, process_of, room_group, room_name, shard_of, worker_channel
 from .namespaces import CATCH_ALL, LIFECYCLE_EVENTS, Namespace
 from .protocol import socketio
@@ -94,6 +95,8 @@ class EngineSession:
     credited: int = 0
     #: A hand-over asked whether the client is there: set when the consumer answers.
     probe: asyncio.Future[None] | None = None
+    #: Whether its row is written (or on its way): with its first socket's, or it was revived.
+    persisted: bool = False
 
     @property
     def handled(self) -> int:
@@ -236,8 +239,8 @@ class Worker:
 
     async def _consume(self, shard: int) -> None:
         """Handle the shard's messages in order until the worker stops. From a durable channel
-        (sioless' Redis layer) a message stays in flight in Redis until its handler has started:
-        what a dead worker had taken and not started is put back first."""
+        (sioless' Redis layer) messages are taken in batches, each staying in flight in Redis until
+        its handler has started: what a dead worker had taken and not started is put back first."""
         channel = worker_channel(shard)
         durable = hasattr(self.layer, "take")
         receipts = None
@@ -256,14 +259,14 @@ class Worker:
                 raise
             finally:
                 del self._receiving[shard]
-            message, on_start = received, (lambda: None)
-            if receipts is not None:
-                message, receipt = received
-                on_start = receipts.on_start(receipt)
-            try:
-                await self.handle(message, on_start)
-            except Exception:
-                logger.exception("sioless worker failed on a %s message", message.get("type"))
+            batch = [(received, lambda: None)] if receipts is None else receipts.on_start_each(received)
+            for message, on_start in batch:
+                if self._stopping.is_set():
+                    return  # the messages of the batch not started stay in flight: the next worker's
+                try:
+                    await self.handle(message, on_start)
+                except Exception:
+                    logger.exception("sioless worker failed on a %s message", message.get("type"))
 
     async def _sweep(self, shard: int) -> None:
         """Close the connections that connected no namespace within ``CONNECT_TIMEOUT`` (as Node
@@ -334,10 +337,8 @@ class Worker:
         """Add every consumer of the shard to its groups again: heartbeat, namespaces, rooms."""
         sessions = [session for session in self.sessions.values() if session.shard == shard]
         for session in sessions:
-            await self.layer.group_add(HEARTBEAT_GROUP, session.reply)
-            for socket in list(session.sockets.values()):  # handlers connect and leave meanwhile
-                for group in _groups_of(socket):
-                    await self.layer.group_add(group, session.reply)
+            groups = [group for socket in list(session.sockets.values()) for group in _groups_of(socket)]
+            await group_add_all(self.layer, [HEARTBEAT_GROUP, *groups], session.reply)
         if sessions:
             logger.warning("sioless worker %s put %d sessions in their groups again", self.name, len(sessions))
 
@@ -349,6 +350,7 @@ class Worker:
             handshake = Handshake.from_message(row.handshake)
             session = EngineSession(row.sid, shard, row.reply_channel, handshake, _user(users, handshake.user_id))
             session.credited = -1  # unknown: the consumer is asked how many frames it sent
+            session.persisted = True
             for kept in row.sockets:
                 handlers = self.server.namespace_for(kept.namespace)
                 if handlers is None:
@@ -445,8 +447,7 @@ class Worker:
         shard = shard_of(message["eio"], conf.SHARDS)
         session = EngineSession(message["eio"], shard, message["reply"], handshake, _user(users, handshake.user_id))
         session.connect_deadline = time.monotonic() + conf.CONNECT_TIMEOUT
-        await self.writes.write(store.save_session, session.eio_sid, shard, session.reply, handshake.to_record())
-        self.sessions[session.eio_sid] = session
+        self.sessions[session.eio_sid] = session  # its row waits for its first socket's
 
     async def _reap(self, shard: int, sids: list[str]) -> None:
         """Close sessions of ``shard`` whose server process is gone, with their consumers."""
@@ -618,8 +619,7 @@ class Worker:
         socket.data.dirty = False
         socket.rooms = set(stored.rooms)
         socket.connected = True  # it was: a refusal now or a lost connection ends it as any other
-        for group in groups:
-            await self.layer.group_add(group, session.reply)
+        await group_add_all(self.layer, groups, session.reply)
         # the consumer holds the broadcasts from now until the missed events are sent; what was
         # logged since the first read is read now (a moment's worth: no bound)
         log_name = namespace_group(socket.namespace)
@@ -741,6 +741,10 @@ class Worker:
             await self.send_frames(session, socketio.encode(refused), release=release)
             return
         rooms = set(socket.rooms)
+        new_session = None
+        if not session.persisted:  # set at once: a second namespace connecting meanwhile writes after it
+            session.persisted = True
+            new_session = store.NewSession(session.shard, session.reply, session.handshake.to_record())
         await self.writes.write(
             store.save_socket,
             session.eio_sid,
@@ -750,16 +754,16 @@ class Worker:
             dict(socket.data),
             rooms,
             socket.pid_digest,
+            new_session,
         )
         socket.connected = socket.persisted = True
         socket.data.dirty = False
-        if release is None:
-            # Only now does the consumer take the socket's broadcasts: they follow CONNECT, as what it sent does.
-            await self._send(session.reply, {"type": messages.GROUPS, "add": _groups_of(socket), "discard": []})
         held, socket.held = socket.held or [], None
         connected = {"sid": socket.sid} if socket.pid is None else {"sid": socket.sid, "pid": socket.pid}
         connect = Packet(PacketType.CONNECT, socket.namespace, connected)
-        await self.send_frames(session, [*socketio.encode(connect), *(replay or []), *held], release=release)
+        frames = [*socketio.encode(connect), *(replay or []), *held]
+        # Only with CONNECT does the consumer take the socket's broadcasts: they follow it, as what it sent does.
+        await self.send_frames(session, frames, release=release, groups=_groups_of(socket) if release is None else None)
 
     async def _connect_error(self, session: EngineSession, namespace: str, message: str) -> None:
         refused = Packet(PacketType.CONNECT_ERROR, namespace, {"message": message})
@@ -850,7 +854,8 @@ class Worker:
                 await self._suspend(socket, reason)
             else:
                 await self._remove(socket, reason, tell_client=False)
-        await self.writes.write(store.delete_session, session.eio_sid)
+        if session.persisted:
+            await self.writes.write(store.delete_session, session.eio_sid)
         if tell_client:
             await self._send(session.reply, {"type": messages.CLOSE, "reason": str(reason)})
 
@@ -874,16 +879,14 @@ class Worker:
         """Add the socket's consumer to ``groups``; a socket still connecting learns of them at CONNECT."""
         if not socket._session.reply:
             return  # an expired socket, in its disconnect handler: it has no consumer
-        for group in groups:
-            await self.layer.group_add(group, socket._session.reply)
+        await group_add_all(self.layer, groups, socket._session.reply)
         if socket.held is None:
             await self._send(socket._session.reply, {"type": messages.GROUPS, "add": groups, "discard": []})
 
     async def _discard_groups(self, socket: Socket, groups: list[str], *, tell_client: bool) -> None:
         if not socket._session.reply:
             return
-        for group in groups:
-            await self.layer.group_discard(group, socket._session.reply)
+        await group_discard_all(self.layer, groups, socket._session.reply)
         if tell_client:
             await self._send(socket._session.reply, {"type": messages.GROUPS, "add": [], "discard": groups})
 
@@ -895,17 +898,26 @@ class Worker:
             await self.send_frames(socket._session, frames)
 
     async def send_frames(
-        self, session: EngineSession, frames: list[str | bytes], *, handled: int = 0, release: list[str] | None = None
+        self,
+        session: EngineSession,
+        frames: list[str | bytes],
+        *,
+        handled: int = 0,
+        release: list[str] | None = None,
+        groups: list[str] | None = None,
     ) -> None:
         """Send Socket.IO frames to one client, with how far its own frames are handled (counting
-        ``handled`` more that are done), and the broadcasts held for a recovery to ``release``
-        after them; a client that cannot take them is dropped. A closed session is sent nothing."""
+        ``handled`` more that are done), the ``groups`` whose broadcasts its consumer takes from
+        now on, and the broadcasts held for a recovery to ``release`` after them; a client that
+        cannot take them is dropped. A closed session is sent nothing."""
         if self.sessions.get(session.eio_sid) is not session:
             return
         session.credited = max(session.credited, session.handled + handled)
         message: dict[str, Any] = {"type": messages.FRAMES, "frames": frames, "handled": session.credited}
         if release is not None:
             message["release"] = release
+        if groups is not None:
+            message["groups"] = groups
         if not await self._send(session.reply, message):
             await self.close_session(session, DisconnectReason.TRANSPORT_ERROR, tell_client=False)
 

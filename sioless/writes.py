@@ -1,4 +1,10 @@
-"""The worker's state writes, in order, none lost to a database outage.
+"""The worker's state writes, in order, those asked for meanwhile in one transaction, none lost
+to a database outage.
+
+A write waits for the one under way, then goes with every other write asked for meanwhile in one
+transaction: one commit and one hop to the store's thread for them all (a burst of connections
+writes a row each; a commit each bounded the connections a second, and SQLite's cost a sync to
+disk each).
 
 A write that fails (the database restarts, a connection went stale) is kept with every later one
 behind it and retried, oldest first, until the database takes them: a change a client was told
@@ -15,6 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.db import transaction
+
 from .store import in_store_thread
 
 logger = logging.getLogger(__name__)
@@ -27,23 +35,55 @@ Write = tuple[Callable[..., None], tuple[Any, ...]]
 
 
 class OrderedWrites:
-    """Runs state writes in the store's thread, in order; failed ones are retried in order."""
+    """Runs state writes in the store's thread, in order, those waiting together in one
+    transaction; failed ones are retried in order."""
 
     def __init__(self) -> None:
         self.backlog: collections.deque[Write] = collections.deque()
         self.retrying: asyncio.Task[None] | None = None
+        #: The writes asked for while one was under way, each with its caller's future.
+        self.waiting: list[tuple[Write, asyncio.Future[None]]] = []
+        self.writing: asyncio.Task[None] | None = None
 
     async def write(self, function: Callable[..., None], *args: Any) -> None:
-        """Write now, or after the backlog if there is one."""
+        """Write with the others asked for meanwhile, or after the backlog if there is one."""
         if self.backlog:
             self.backlog.append((function, args))
             return
+        loop = asyncio.get_running_loop()
+        written = loop.create_future()
+        self.waiting.append(((function, args), written))
+        if self.writing is None:
+            self.writing = loop.create_task(self.write_waiting())
+        await asyncio.shield(written)  # a caller cancelled: its write is made all the same
+
+    async def write_waiting(self) -> None:
+        """Write what waits, a transaction at a time, until nothing does."""
         try:
-            await in_store_thread(function, *args)
-        except Exception as exc:
-            logger.error("sioless could not %s (%s): it is retried until the database takes it", function.__name__, exc)
-            self.backlog.append((function, args))
-            self.retrying = asyncio.get_running_loop().create_task(self.retry())
+            while self.waiting:
+                batch, self.waiting = self.waiting, []
+                writes = [write for write, _ in batch]
+                if self.backlog:  # the previous batch failed: these go behind it
+                    self.backlog.extend(writes)
+                else:
+                    try:
+                        await in_store_thread(write_all, writes)
+                    except Exception as exc:
+                        self.keep(writes, exc)
+                for _, written in batch:
+                    written.set_result(None)
+        finally:
+            self.writing = None
+
+    def keep(self, writes: list[Write], exc: Exception) -> None:
+        """Keep writes that failed for the retries."""
+        logger.error(
+            "sioless could not %s (%s): it is retried until the database takes it",
+            ", ".join(function.__name__ for function, _ in writes),
+            exc,
+        )
+        self.backlog.extend(writes)
+        self.retrying = asyncio.get_running_loop().create_task(self.retry())
 
     async def retry(self) -> None:
         """Write the backlog, oldest first, waiting longer after each failure."""
@@ -60,7 +100,19 @@ class OrderedWrites:
         logger.info("sioless wrote its backlog of state changes: the database has caught up")
 
     async def caught_up(self, timeout: float | None = None) -> bool:
-        """Wait until the backlog is written (at most ``timeout`` seconds); whether it is."""
-        if self.retrying is not None and not self.retrying.done():
-            await asyncio.wait([self.retrying], timeout=timeout)
+        """Wait until every write asked for is made (at most ``timeout`` seconds); whether it is."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while busy := [task for task in (self.writing, self.retrying) if task is not None and not task.done()]:
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                return False
+            await asyncio.wait(busy, timeout=left)
         return not self.backlog
+
+
+def write_all(writes: list[Write]) -> None:
+    """Make writes in one transaction (in the store's thread)."""
+    with transaction.atomic():
+        for function, args in writes:
+            function(*args)

@@ -13,7 +13,7 @@ import pytest
 import redis
 from channels.exceptions import ChannelFull
 
-from sioless.layers import RECEIVE_SCRIPT, SEND_SCRIPT, InMemoryChannelLayer, RedisChannelLayer
+from sioless.layers import RECEIVE_SCRIPT, SEND_SCRIPT, InMemoryChannelLayer, Outgoing, RedisChannelLayer
 
 CAPACITY = 6
 HOSTS = [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}]
@@ -35,6 +35,36 @@ async def test_a_full_channel_refuses_messages(layer: RedisChannelLayer) -> None
     with pytest.raises(ChannelFull):
         await layer.send("worker", {"type": "m", "n": CAPACITY})
     assert [(await layer.receive("worker"))["n"] for _ in range(CAPACITY)] == list(range(CAPACITY))
+
+
+async def test_messages_sent_at_once_go_in_one_round_trip_in_order(layer: RedisChannelLayer) -> None:
+    """What a process sends meanwhile goes to Redis in one script: each message is told whether its
+    channel took it, and every channel gets its messages in the order they were sent."""
+    batches = []
+    send_batch = layer.send_batch
+
+    async def counted(connection: object, batch: list[Outgoing]) -> None:
+        batches.append(len(batch))
+        await send_batch(connection, batch)
+
+    layer.send_batch = counted  # type: ignore[method-assign]
+    sends = [layer.send(channel, {"type": "m", "n": n}) for n in range(CAPACITY + 2) for channel in ("a", "b")]
+    results = await asyncio.gather(*sends, return_exceptions=True)
+    assert batches == [2 * (CAPACITY + 2)]
+    assert results[: 2 * CAPACITY] == [None] * (2 * CAPACITY)
+    assert all(isinstance(result, ChannelFull) for result in results[2 * CAPACITY :])
+    for channel in ("a", "b"):
+        assert [(await layer.receive(channel))["n"] for _ in range(CAPACITY)] == list(range(CAPACITY))
+
+
+async def test_a_worker_takes_a_batch_and_what_it_did_not_acknowledge_is_put_back(layer: RedisChannelLayer) -> None:
+    for n in range(5):
+        await layer.send("sioless.worker.0", {"type": "m", "n": n})
+    taken = await layer.take("sioless.worker.0")
+    assert [message["n"] for message, _ in taken] == [0, 1, 2, 3, 4]
+    await layer.acknowledge("sioless.worker.0", [receipt for _, receipt in taken[:2]])
+    assert await layer.restore("sioless.worker.0") == 3
+    assert [message["n"] for message, _ in await layer.take("sioless.worker.0")] == [2, 3, 4]
 
 
 async def test_a_batch_reaches_each_consumer_in_order(layer: RedisChannelLayer) -> None:
@@ -70,7 +100,7 @@ async def test_a_message_popped_as_a_waiting_receive_is_cancelled_is_not_lost(la
     key = layer.prefix + layer.non_local_name(staying)
     message = layer.serialize({"type": "m", "n": 1, "__asgi_channel__": staying})
     other_process = redis.Redis(host="127.0.0.1", port=6379)
-    other_process.eval(SEND_SCRIPT, 2, key, f"{key}$wake", message, time.time(), 60, CAPACITY, 0)
+    other_process.eval(SEND_SCRIPT, 2, key, f"{key}$wake", time.time(), 60, time.time(), message, CAPACITY, 0)
     waiting.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await waiting
@@ -87,3 +117,52 @@ async def test_the_in_memory_layer_sends_to_every_member_and_skips_full_ones() -
     assert [(await layer.receive(channel))["type"] for channel in members] == ["news", "filler", "news"]
     await layer.group_send("room", {"type": "again"})
     assert [(await layer.receive(channel))["type"] for channel in members] == ["again"] * 3
+
+
+async def test_the_in_memory_layer_keeps_a_queue_someone_waits_on() -> None:
+    """Queues outlive their messages until a sweep; it drops those nobody waits on, not the others
+    (a message sent to a dropped queue would never reach the receive waiting on it)."""
+    layer = InMemoryChannelLayer()
+    layer.SWEEP_EVERY = 0.0
+    waiting = asyncio.ensure_future(layer.receive("waited"))
+    await asyncio.sleep(0)  # it waits
+    await layer.send("idle", {"type": "m"})
+    await layer.receive("idle")
+    assert "idle" in layer.channels
+    layer._clean_expired()
+    assert "idle" not in layer.channels and "waited" in layer.channels
+    await layer.send("waited", {"type": "m", "n": 1})
+    assert (await asyncio.wait_for(waiting, 1))["n"] == 1
+
+
+async def test_the_in_memory_layer_delivers_a_copy_of_what_was_sent() -> None:
+    """What the sender changes after a send does not reach the receiver (as through Redis)."""
+    layer = InMemoryChannelLayer()
+    sent = {"type": "m", "frames": ["a"], "nested": {"rooms": ["r"]}, "pair": (["x"], 1)}
+    await layer.send("c", sent)
+    sent["frames"].append("b")
+    sent["nested"]["rooms"].append("s")
+    sent["pair"][0].append("y")
+    assert await layer.receive("c") == {"type": "m", "frames": ["a"], "nested": {"rooms": ["r"]}, "pair": (["x"], 1)}
+
+
+async def test_a_group_send_reaches_each_member_once_and_skips_a_full_one(layer: RedisChannelLayer) -> None:
+    """One message a server process, naming its members; a plain channel gets its own; a member
+    whose channel is full misses it, without an error for the others."""
+    other_process = RedisChannelLayer(hosts=HOSTS, prefix=layer.prefix, capacity=CAPACITY)
+    try:
+        here = [await layer.new_channel() for _ in range(2)]
+        there = await other_process.new_channel()
+        full = "plain-full"
+        for channel in [*here, there, full]:
+            await layer.group_add("room", channel)
+        for n in range(CAPACITY):
+            await layer.send(full, {"type": "filler", "n": n})
+        await layer.group_send("room", {"type": "news"})
+        assert [(await layer.receive(channel))["type"] for channel in here] == ["news", "news"]
+        assert (await other_process.receive(there))["type"] == "news"
+        assert [(await layer.receive(full))["type"] for _ in range(CAPACITY)] == ["filler"] * CAPACITY
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive(here[0]), 0.3)  # once only
+    finally:
+        await other_process.close_pools()
