@@ -30,12 +30,6 @@ class Receipts:
         self.flush_due: asyncio.TimerHandle | None = None
         self.flushing: set[asyncio.Task[None]] = set()
 
-    def on_start_each(
-        self, taken: list[tuple[dict[str, Any], bytes]]
-    ) -> list[tuple[dict[str, Any], Callable[[], None]]]:
-        """Messages taken with their receipts, each with what to call when its handler starts."""
-        return [(message, self.on_start(receipt)) for message, receipt in taken]
-
     def on_start(self, receipt: bytes) -> Callable[[], None]:
         """What to call, once, when the handler of the message of ``receipt`` starts."""
         loop = asyncio.get_running_loop()

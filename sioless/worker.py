@@ -259,7 +259,10 @@ class Worker:
                 raise
             finally:
                 del self._receiving[shard]
-            batch = [(received, lambda: None)] if receipts is None else receipts.on_start_each(received)
+            if receipts is None:
+                batch = [(received, lambda: None)]
+            else:
+                batch = [(message, receipts.on_start(receipt)) for message, receipt in received]
             for message, on_start in batch:
                 if self._stopping.is_set():
                     return  # the messages of the batch not started stay in flight: the next worker's
