@@ -20,7 +20,7 @@ from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import ChannelFull, StopConsumer
 from channels.layers import get_channel_layer
 
-from . import embedded, messages, shutdown
+from . import autobahn_debug, embedded, messages, shutdown
 from .conf import conf
 from .exceptions import ProtocolError
 from .flow import Outbox
@@ -108,29 +108,34 @@ class LeanConsumer(AsyncConsumer):
     a client that is gone are dropped."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Dispatch what the ASGI server and the channel layer send, one message at a time, each
-        source read by a task of its own for the consumer's life (Channels' loop starts a task and
-        a wait for every message)."""
+        """Dispatch what the ASGI server and the channel layer send, one message at a time: this
+        task reads the ASGI server, a task of its own the channel layer, each for the consumer's
+        life (Channels' loop starts a task and a wait for every message; a task less and no wait
+        here: a connection's idle memory)."""
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources = [receive]
+        self.base_send = send
+        dispatching = asyncio.Lock()
+        layer_reader = None
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            sources.append(self.channel_receive)
-        self.base_send = send
-        dispatching = asyncio.Lock()
-        readers = [asyncio.ensure_future(self._read(source, dispatching)) for source in sources]
+            layer_reader = asyncio.ensure_future(self._read(self.channel_receive, dispatching))
+            layer_reader.add_done_callback(functools.partial(_stop_reading, asyncio.current_task()))
         try:
-            ended, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_EXCEPTION)
-            for reader in ended:
-                reader.result()
+            try:
+                await self._read(receive, dispatching)
+            except asyncio.CancelledError:
+                if layer_reader is None or not layer_reader.done() or layer_reader.cancelled():
+                    raise
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                layer_reader.result()  # its handler's exception (StopConsumer: the consumer ends)
         except StopConsumer:
             pass
         finally:
-            for reader in readers:
-                reader.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
+            if layer_reader is not None:
+                layer_reader.cancel()
+                await asyncio.gather(layer_reader, return_exceptions=True)
 
     async def _read(self, source: Callable[[], Awaitable[dict[str, Any]]], dispatching: asyncio.Lock) -> None:
         """Dispatch each message of ``source`` in turn with those of the consumer's other sources."""
@@ -151,6 +156,13 @@ class LeanConsumer(AsyncConsumer):
             await super().send(message)
         except _GONE:
             logger.debug("dropped a %s: the client is gone", message["type"])
+
+
+def _stop_reading(consumer: asyncio.Task[Any] | None, layer_reader: asyncio.Future[None]) -> None:
+    """A consumer's channel-layer reader ended with its handler's exception: the consumer's task
+    stops reading the ASGI server, and raises it."""
+    if consumer is not None and not layer_reader.cancelled() and layer_reader.exception() is not None:
+        consumer.cancel()
 
 
 class EngineConsumer(LeanConsumer):
@@ -197,6 +209,7 @@ class EngineConsumer(LeanConsumer):
             return
         if conf.EMBEDDED_WORKER:
             embedded.ensure_worker()
+        autobahn_debug.format_only_when_debugging()
         self.eio_sid = self.new_sid()
         worker = worker_channel(shard_of(self.eio_sid, conf.SHARDS))
         self.outbox = Outbox(self.channel_layer, worker, {"eio": self.eio_sid, "reply": self.channel_name})

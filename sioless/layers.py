@@ -6,10 +6,9 @@ add, refresh the expiry), a group message in four more, and receives one in four
 in-flight backup, pop, back it up, clear the backup), every waiting consumer racing for a lock
 with two tasks and a wait at every message. :class:`RedisChannelLayer`:
 
-- sends in one Lua script what a process sends meanwhile (up to ``SEND_BATCH`` messages, in
-  order); a group send reads the group's members in one script, grouped by server process there,
-  and sends one message a process with the others;
-- joins or leaves several groups in one script a host;
+- sends in one Lua script what a process sends meanwhile (up to ``SEND_BATCH`` messages and
+  group joins or leaves, in order); a group send reads the group's members in one script, grouped
+  by server process there, and sends one message a process with the others;
 - has one task a server process read its channel for its consumers, taking every message waiting
   (up to ``RECEIVE_BATCH``) in one script, keeping them in the in-flight backup until they are in
   the consumers' buffers, so a cancelled read still loses nothing; nor does one cancelled while
@@ -49,34 +48,45 @@ from redis.exceptions import NoScriptError
 
 logger = logging.getLogger(__name__)
 
-#: KEYS: each message's channel key and wake-up list (a durable channel's; else unused), in turn;
-#: ARGV: now, the expiry, then each message's score, body, channel capacity and whether the channel
-#: is durable. Sends the messages in order; answers 1 for each one sent, 0 for each refused (its
-#: channel was full). A channel's expired messages are dropped, and its expiry renewed, once.
+#: KEYS: two for each change, in turn: a message's channel key and wake-up list (a durable
+#: channel's; else unused), or a group's key twice; ARGV: now, the expiry, the group expiry, then
+#: four for each change: what it is ("send", "durable": a message; "add", "discard": a group
+#: membership) and its arguments (a message's score, body and channel capacity; a membership's
+#: score and channel). Makes the changes in order; answers 1 for each one made, 0 for each message
+#: refused (its channel was full). A channel's expired messages are dropped, and its expiry
+#: renewed, once.
 SEND_SCRIPT = """
-local now, expiry = tonumber(ARGV[1]), tonumber(ARGV[2])
-local seen, sent = {}, {}
+local now, expiry, group_expiry = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local seen, made = {}, {}
 for i = 1, #KEYS / 2 do
-    local key, wake, at = KEYS[2 * i - 1], KEYS[2 * i], 3 + 4 * (i - 1)
-    if not seen[key] then
-        seen[key] = true
-        redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
-    end
-    if redis.call('ZCARD', key) >= tonumber(ARGV[at + 2]) then
-        sent[i] = 0
+    local key, wake, at = KEYS[2 * i - 1], KEYS[2 * i], 4 + 4 * (i - 1)
+    local change = ARGV[at]
+    made[i] = 1
+    if change == 'add' then
+        redis.call('ZADD', key, ARGV[at + 1], ARGV[at + 2])
+        redis.call('EXPIRE', key, group_expiry)
+    elseif change == 'discard' then
+        redis.call('ZREM', key, ARGV[at + 2])
     else
-        redis.call('ZADD', key, ARGV[at], ARGV[at + 1])
-        if ARGV[at + 3] == '1' then
-            redis.call('RPUSH', wake, 1)
-            redis.call('EXPIRE', wake, expiry)
+        if not seen[key] then
+            seen[key] = true
+            redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
         end
-        sent[i] = 1
+        if redis.call('ZCARD', key) >= tonumber(ARGV[at + 3]) then
+            made[i] = 0
+        else
+            redis.call('ZADD', key, ARGV[at + 1], ARGV[at + 2])
+            if change == 'durable' then
+                redis.call('RPUSH', wake, 1)
+                redis.call('EXPIRE', wake, expiry)
+            end
+        end
     end
 end
 for key in pairs(seen) do
     redis.call('EXPIRE', key, expiry)
 end
-return sent
+return made
 """
 #: KEYS: a durable channel, its in-flight set, its wake-up list; ARGV: the expiry, the most messages
 #: to take. Moves the first messages into the in-flight set, where each stays until acknowledged;
@@ -155,24 +165,11 @@ for _, name in ipairs(names) do
 end
 return grouped
 """
-#: KEYS: groups (all on one host); ARGV: a channel, now, the group expiry. Adds the channel to each.
-GROUP_ADD_SCRIPT = """
-for i = 1, #KEYS do
-    redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
-    redis.call('EXPIRE', KEYS[i], ARGV[3])
-end
-"""
-#: KEYS: groups (all on one host); ARGV: a channel. Takes the channel out of each.
-GROUP_DISCARD_SCRIPT = """
-for i = 1, #KEYS do
-    redis.call('ZREM', KEYS[i], ARGV[1])
-end
-"""
 #: Most messages a server process takes from Redis in one round trip.
 RECEIVE_BATCH = 100
 #: Most messages a worker takes from its durable channel in one round trip.
 TAKE_BATCH = 100
-#: Most messages a process sends in one round trip.
+#: Most messages (and group joins or leaves) a process sends in one round trip.
 SEND_BATCH = 100
 
 
@@ -184,12 +181,52 @@ SCORE_STEP = 1e-6
 
 @dataclass
 class Outgoing:
-    """A message waiting for its round trip: its keys and arguments in the send script, and
-    whether it was sent (False: its channel was full)."""
+    """A message (or a group join or leave) waiting for its round trip: its keys and arguments in
+    the send script, and whether it was made (False: its channel was full)."""
 
     keys: list[str]
     arguments: list[Any]
     sent: asyncio.Future[bool]
+
+
+class Inbox:
+    """The messages received for one consumer, at most ``capacity`` of them (past it the oldest is
+    dropped, as by channels-redis' buffer), and the receive waiting for the next one. An
+    ``asyncio.Queue`` costs ~3 KiB a connection (four deques); this, a list and a future."""
+
+    __slots__ = ("capacity", "messages", "waiter")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.messages: list[dict[str, Any]] = []
+        self.waiter: asyncio.Future[dict[str, Any]] | None = None
+
+    def put(self, message: dict[str, Any]) -> None:
+        """Hand a message to the receive waiting, or keep it for the next one."""
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(message)
+            return
+        if len(self.messages) >= self.capacity:
+            del self.messages[0]
+        self.messages.append(message)
+
+    async def get(self) -> dict[str, Any]:
+        """The next message (one receive at a time); a receive cancelled as its message came
+        leaves it for the next."""
+        if self.messages:
+            return self.messages.pop(0)
+        assert self.waiter is None, "one receive at a time"
+        waiter = self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.messages.insert(0, waiter.result())
+            raise
+        finally:
+            if self.waiter is waiter:
+                self.waiter = None
 
 
 @functools.cache
@@ -219,8 +256,11 @@ class RedisChannelLayer(ChannelsRedisLayer):
         self.senders: dict[tuple[asyncio.AbstractEventLoop, int], asyncio.Task[None]] = {}
         #: The score of the last message sent: each message's is higher (a channel's order).
         self.last_score = 0.0
-        #: The task that reads this process's channel for its consumers.
+        #: The task that reads this process's channel for its consumers, and their inboxes.
         self.reader: asyncio.Task[None] | None = None
+        self.receive_buffer: collections.defaultdict[str, Inbox] = collections.defaultdict(
+            functools.partial(Inbox, self.capacity)
+        )
 
     def create_pool(self, index: int) -> Any:
         """A pool that waits for a free connection when all ``max_connections`` are busy (redis-py's
@@ -268,13 +308,16 @@ class RedisChannelLayer(ChannelsRedisLayer):
         was sent (False: the channel was full)."""
         self.last_score = max(time.time(), self.last_score + SCORE_STEP)
         key = self.prefix + name
+        change = "durable" if durable else "send"
+        arguments = [change, self.last_score, self.serialize(message), capacity]
+        return self.batched(self.consistent_hash(name), [key, f"{key}$wake"], arguments)
+
+    def batched(self, index: int, keys: list[str], arguments: list[Any]) -> asyncio.Future[bool]:
+        """Put a change (its keys and arguments in the send script) in the next round trip to host
+        ``index``; whether it was made."""
         loop = asyncio.get_running_loop()
-        outgoing = Outgoing(
-            [key, f"{key}$wake"],
-            [self.last_score, self.serialize(message), capacity, int(durable)],
-            loop.create_future(),
-        )
-        host = (loop, self.consistent_hash(name))
+        outgoing = Outgoing(keys, arguments, loop.create_future())
+        host = (loop, index)
         self.unsent.setdefault(host, []).append(outgoing)
         if host not in self.senders:
             self.senders[host] = loop.create_task(self.send_unsent(host))
@@ -300,7 +343,8 @@ class RedisChannelLayer(ChannelsRedisLayer):
         keys = [key for outgoing in batch for key in outgoing.keys]
         arguments = [argument for outgoing in batch for argument in outgoing.arguments]
         try:
-            sent = await run_script(connection, SEND_SCRIPT, keys, time.time(), int(self.expiry), *arguments)
+            times = [time.time(), int(self.expiry), int(self.group_expiry)]
+            sent = await run_script(connection, SEND_SCRIPT, keys, *times, *arguments)
         except Exception as exc:
             for outgoing in batch:
                 if not outgoing.sent.done():
@@ -317,22 +361,24 @@ class RedisChannelLayer(ChannelsRedisLayer):
         await self.group_discard_all([group], channel)
 
     async def group_add_all(self, groups: list[str], channel: str) -> None:
-        """Add ``channel`` to ``groups``: one round trip a Redis host (channels-redis takes two a group)."""
-        await self.run_on_groups(GROUP_ADD_SCRIPT, groups, channel, time.time(), self.group_expiry)
+        """Add ``channel`` to ``groups``, with what this process sends meanwhile (channels-redis
+        takes two round trips a group)."""
+        await self.change_groups("add", groups, channel)
 
     async def group_discard_all(self, groups: list[str], channel: str) -> None:
-        """Take ``channel`` out of ``groups``: one round trip a Redis host."""
-        await self.run_on_groups(GROUP_DISCARD_SCRIPT, groups, channel)
+        """Take ``channel`` out of ``groups``, with what this process sends meanwhile."""
+        await self.change_groups("discard", groups, channel)
 
-    async def run_on_groups(self, script: str, groups: list[str], channel: str, *arguments: Any) -> None:
-        """Run a group script for ``channel`` on each host, with the keys of the groups it holds."""
+    async def change_groups(self, change: str, groups: list[str], channel: str) -> None:
+        """Join or leave (``change``) groups in the next round trips to their hosts."""
         assert self.require_valid_channel_name(channel), "Channel name not valid"
-        keys: dict[int, list[bytes]] = {}
+        now = time.time()
+        changes = []
         for group in groups:
             assert self.require_valid_group_name(group), "Group name not valid"
-            keys.setdefault(self.consistent_hash(group), []).append(self._group_key(group))
-        for index, held in keys.items():
-            await run_script(self.connection(index), script, held, channel, *arguments)
+            key = self._group_key(group).decode()
+            changes.append(self.batched(self.consistent_hash(group), [key, key], [change, now, channel, 0]))
+        await asyncio.gather(*changes)
 
     async def take(self, channel: str) -> list[tuple[dict[str, Any], bytes]]:
         """The next messages of a durable channel (up to ``TAKE_BATCH``), each with its receipt:
@@ -370,16 +416,14 @@ class RedisChannelLayer(ChannelsRedisLayer):
         if "!" not in channel:
             return await super().receive(channel)
         assert self.require_valid_channel_name(channel), "Channel name not valid"
-        buffer = self.receive_buffer[channel]
-        if not buffer.empty():
-            return buffer.get_nowait()
+        inbox = self.receive_buffer[channel]
         loop = asyncio.get_running_loop()
         if self.reader is None or self.reader.done() or self.reader.get_loop() is not loop:
             self.reader = loop.create_task(self.read(self.non_local_name(channel)))
         try:
-            return await buffer.get()
+            return await inbox.get()
         except asyncio.CancelledError:
-            if buffer.empty():  # its consumer ended
+            if not inbox.messages:  # its consumer ended
                 self.receive_buffer.pop(channel, None)
             raise
 
@@ -400,7 +444,7 @@ class RedisChannelLayer(ChannelsRedisLayer):
                 await asyncio.sleep(READ_RETRY)
                 continue
             for target in targets if isinstance(targets, list) else [targets]:
-                self.receive_buffer[target].put_nowait(message)
+                self.receive_buffer[target].put(message)
 
     async def receive_single(self, channel: str) -> tuple[Any, dict[str, Any]]:
         """The next message of a server process's channel (``...!``), taking every waiting one
@@ -424,7 +468,7 @@ class RedisChannelLayer(ChannelsRedisLayer):
                 *earlier, last = [self.addressed(member) for member in batch[0::2]]
                 for targets, message in earlier:
                     for target in targets if isinstance(targets, list) else [targets]:
-                        self.receive_buffer[target].put_nowait(message)
+                        self.receive_buffer[target].put(message)
                 self.handed_over[key] = token
                 return last
             self.handed_over[key] = token

@@ -83,38 +83,56 @@ def delete_sessions(sids: list[str]) -> None:
     EngineSession.objects.filter(sid__in=sids).delete()
 
 
-def save_socket(
-    eio_sid: str,
-    sid: str,
-    namespace: str,
-    auth: Any,
-    data: dict[str, Any],
-    rooms: set[str],
-    pid_digest: str | None = None,
-    new_session: NewSession | None = None,
-) -> None:
-    """Record a socket whose connect handler accepted it (or recovered), with its rooms (its
-    ``auth`` sealed, or not kept: :mod:`sioless.sealing`), and its engine session if it is new."""
+@dataclass(frozen=True)
+class NewSocket:
+    """A socket whose connect handler accepted it (or recovered), as it is recorded."""
+
+    eio_sid: str
+    sid: str
+    namespace: str
+    auth: Any
+    data: dict[str, Any]
+    rooms: set[str]
+    pid_digest: str | None = None
+    #: Its engine session, when the session's row is written with it.
+    new_session: NewSession | None = None
+
+
+def save_sockets(*sockets: NewSocket) -> None:
+    """Record sockets with their rooms (each one's ``auth`` sealed, or not kept:
+    :mod:`sioless.sealing`), and the engine sessions new with them: an insert a table, however
+    many sockets (a burst of connections)."""
     with transaction.atomic(savepoint=False):  # no savepoint in a batch of writes: one round trip less
-        if new_session is not None:
-            EngineSession.objects.create(
-                sid=eio_sid,
-                shard=new_session.shard,
-                reply_channel=new_session.reply_channel,
-                process=process_of(new_session.reply_channel),
-                handshake=new_session.handshake,
-                user_id=new_session.handshake.get("user_id"),
+        EngineSession.objects.bulk_create(
+            EngineSession(
+                sid=socket.eio_sid,
+                shard=new.shard,
+                reply_channel=new.reply_channel,
+                process=process_of(new.reply_channel),
+                handshake=new.handshake,
+                user_id=new.handshake.get("user_id"),
             )
-        NamespaceSocket.objects.create(
-            sid=sid,
-            session_id=eio_sid,
-            namespace=namespace,
-            namespace_group=namespace_group(namespace),
-            auth=seal(auth),
-            data=data,
-            pid_digest=pid_digest,
+            for socket in sockets
+            if (new := socket.new_session) is not None
         )
-        RoomMembership.objects.bulk_create(_membership(sid, namespace, room) for room in rooms if room != sid)
+        NamespaceSocket.objects.bulk_create(
+            NamespaceSocket(
+                sid=socket.sid,
+                session_id=socket.eio_sid,
+                namespace=socket.namespace,
+                namespace_group=namespace_group(socket.namespace),
+                auth=seal(socket.auth),
+                data=socket.data,
+                pid_digest=socket.pid_digest,
+            )
+            for socket in sockets
+        )
+        RoomMembership.objects.bulk_create(
+            _membership(socket.sid, socket.namespace, room)
+            for socket in sockets
+            for room in socket.rooms
+            if room != socket.sid
+        )
 
 
 def delete_socket(sid: str) -> None:

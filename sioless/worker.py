@@ -743,22 +743,21 @@ class Worker:
             refused = Packet(PacketType.CONNECT_ERROR, socket.namespace, refusal.body())
             await self.send_frames(session, socketio.encode(refused), release=release)
             return
-        rooms = set(socket.rooms)
         new_session = None
         if not session.persisted:  # set at once: a second namespace connecting meanwhile writes after it
             session.persisted = True
             new_session = store.NewSession(session.shard, session.reply, session.handshake.to_record())
-        await self.writes.write(
-            store.save_socket,
+        saved = store.NewSocket(
             session.eio_sid,
             socket.sid,
             socket.namespace,
             socket.auth,
             dict(socket.data),
-            rooms,
-            socket.pid_digest,
-            new_session,
+            set(socket.rooms),
+            pid_digest=socket.pid_digest,
+            new_session=new_session,
         )
+        await self.writes.write(store.save_sockets, saved)
         socket.connected = socket.persisted = True
         socket.data.dirty = False
         held, socket.held = socket.held or [], None

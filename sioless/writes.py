@@ -23,7 +23,7 @@ from typing import Any
 
 from django.db import transaction
 
-from .store import in_store_thread
+from .store import in_store_thread, save_sockets
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,9 @@ RETRY_FIRST = 0.5
 RETRY_MAX = 5.0
 
 Write = tuple[Callable[..., None], tuple[Any, ...]]
+#: Writes whose calls in a row are made as one, their arguments joined (an insert a table for a
+#: burst of connections, not one a connection).
+MERGED: frozenset[Callable[..., None]] = frozenset({save_sockets})
 
 
 class OrderedWrites:
@@ -114,5 +117,16 @@ class OrderedWrites:
 def write_all(writes: list[Write]) -> None:
     """Make writes in one transaction (in the store's thread)."""
     with transaction.atomic():
-        for function, args in writes:
+        for function, args in merged(writes):
             function(*args)
+
+
+def merged(writes: list[Write]) -> list[Write]:
+    """The writes, each run of calls of a function of ``MERGED`` made one call (their arguments joined)."""
+    calls: list[Write] = []
+    for function, args in writes:
+        if calls and function in MERGED and calls[-1][0] is function:
+            calls[-1] = (function, calls[-1][1] + args)
+        else:
+            calls.append((function, args))
+    return calls

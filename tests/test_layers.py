@@ -13,7 +13,7 @@ import pytest
 import redis
 from channels.exceptions import ChannelFull
 
-from sioless.layers import RECEIVE_SCRIPT, SEND_SCRIPT, InMemoryChannelLayer, Outgoing, RedisChannelLayer
+from sioless.layers import RECEIVE_SCRIPT, SEND_SCRIPT, Inbox, InMemoryChannelLayer, Outgoing, RedisChannelLayer
 
 CAPACITY = 6
 HOSTS = [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}]
@@ -40,14 +40,7 @@ async def test_a_full_channel_refuses_messages(layer: RedisChannelLayer) -> None
 async def test_messages_sent_at_once_go_in_one_round_trip_in_order(layer: RedisChannelLayer) -> None:
     """What a process sends meanwhile goes to Redis in one script: each message is told whether its
     channel took it, and every channel gets its messages in the order they were sent."""
-    batches = []
-    send_batch = layer.send_batch
-
-    async def counted(connection: object, batch: list[Outgoing]) -> None:
-        batches.append(len(batch))
-        await send_batch(connection, batch)
-
-    layer.send_batch = counted  # type: ignore[method-assign]
+    batches = counted_batches(layer)
     sends = [layer.send(channel, {"type": "m", "n": n}) for n in range(CAPACITY + 2) for channel in ("a", "b")]
     results = await asyncio.gather(*sends, return_exceptions=True)
     assert batches == [2 * (CAPACITY + 2)]
@@ -55,6 +48,41 @@ async def test_messages_sent_at_once_go_in_one_round_trip_in_order(layer: RedisC
     assert all(isinstance(result, ChannelFull) for result in results[2 * CAPACITY :])
     for channel in ("a", "b"):
         assert [(await layer.receive(channel))["n"] for _ in range(CAPACITY)] == list(range(CAPACITY))
+
+
+async def test_group_joins_and_leaves_go_with_the_sends_in_order(layer: RedisChannelLayer) -> None:
+    """Joins and leaves asked for meanwhile share the sends' round trip (a burst of connections
+    joins its groups in a few round trips, not one a connection), made in the order asked."""
+    batches = counted_batches(layer)
+    staying, leaving = await layer.new_channel(), await layer.new_channel()
+    await asyncio.gather(
+        layer.group_add_all(["room", "lobby"], staying),
+        layer.group_add("room", leaving),
+        layer.send("a", {"type": "m"}),
+        layer.group_discard("room", leaving),
+    )
+    assert batches == [5]
+    await layer.group_send("room", {"type": "news"})
+    assert (await layer.receive(staying))["type"] == "news"
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(layer.receive(leaving), 0.3)
+    await layer.group_discard_all(["room", "lobby"], staying)
+    await layer.group_send("lobby", {"type": "news"})
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(layer.receive(staying), 0.3)
+
+
+def counted_batches(layer: RedisChannelLayer) -> list[int]:
+    """The size of each batch the layer sends from now on, as it sends it."""
+    batches: list[int] = []
+    send_batch = layer.send_batch
+
+    async def counted(connection: object, batch: list[Outgoing]) -> None:
+        batches.append(len(batch))
+        await send_batch(connection, batch)
+
+    layer.send_batch = counted  # type: ignore[method-assign]
+    return batches
 
 
 async def test_a_worker_takes_a_batch_and_what_it_did_not_acknowledge_is_put_back(layer: RedisChannelLayer) -> None:
@@ -100,7 +128,7 @@ async def test_a_message_popped_as_a_waiting_receive_is_cancelled_is_not_lost(la
     key = layer.prefix + layer.non_local_name(staying)
     message = layer.serialize({"type": "m", "n": 1, "__asgi_channel__": staying})
     other_process = redis.Redis(host="127.0.0.1", port=6379)
-    other_process.eval(SEND_SCRIPT, 2, key, f"{key}$wake", time.time(), 60, time.time(), message, CAPACITY, 0)
+    other_process.eval(SEND_SCRIPT, 2, key, f"{key}$wake", time.time(), 60, 60, "send", time.time(), message, CAPACITY)
     waiting.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await waiting
@@ -166,3 +194,22 @@ async def test_a_group_send_reaches_each_member_once_and_skips_a_full_one(layer:
             await asyncio.wait_for(layer.receive(here[0]), 0.3)  # once only
     finally:
         await other_process.close_pools()
+
+
+async def test_an_inbox_keeps_the_newest_messages_up_to_its_capacity() -> None:
+    """A consumer that stops reading holds at most ``capacity`` messages (the oldest dropped)."""
+    inbox = Inbox(capacity=2)
+    for n in range(3):
+        inbox.put({"n": n})
+    assert [(await inbox.get())["n"] for _ in range(2)] == [1, 2]
+
+
+async def test_a_receive_cancelled_as_its_message_came_leaves_it_for_the_next() -> None:
+    inbox = Inbox(capacity=2)
+    receiving = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)  # it waits
+    inbox.put({"n": 1})  # its message came...
+    receiving.cancel()  # ...and it was cancelled before it ran again
+    with pytest.raises(asyncio.CancelledError):
+        await receiving
+    assert await asyncio.wait_for(inbox.get(), 1) == {"n": 1}

@@ -6,16 +6,21 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from django.db import OperationalError, connection, connections
 
 from sioless import writes
-from sioless.store import in_store_thread
+from sioless.models import EngineSession, NamespaceSocket, RoomMembership
+from sioless.store import NewSession, NewSocket, in_store_thread, save_sockets
 from sioless.writes import OrderedWrites
 from tests.app.models import Handled
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+#: The tables a new socket is written to, in the order it is.
+SAVED = (EngineSession, NamespaceSocket, RoomMembership)
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +68,31 @@ async def test_a_refused_batch_is_retried_in_order_with_what_came_after(monkeypa
     await ordered.write(record, 3)  # behind the backlog
     assert await ordered.caught_up(10)
     assert [n for n, _ in await in_store_thread(written)] == [0, 1, 2, 3]
+
+
+async def test_sockets_saved_meanwhile_take_an_insert_a_table() -> None:
+    """A burst of connections: the sockets (their sessions, their rooms) saved meanwhile are
+    inserted together, a statement a table, with the other writes in order around them."""
+    statements: list[str] = []
+
+    def recording(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    new = [
+        NewSocket(f"eio{n}", f"sid{n}", "/", None, {}, {f"sid{n}", "room"}, new_session=NewSession(0, f"p!{n}", {}))
+        for n in range(3)
+    ]
+    await in_store_thread(lambda: connection.execute_wrappers.append(recording))  # the thread's connection
+    try:
+        ordered = OrderedWrites()
+        await asyncio.gather(
+            ordered.write(record, 0), *(ordered.write(save_sockets, socket) for socket in new), ordered.write(record, 1)
+        )
+    finally:
+        await in_store_thread(lambda: connection.execute_wrappers.remove(recording))
+    inserts = [sql.split()[2].strip('"') for sql in statements if sql.startswith("INSERT")]
+    tables = [model._meta.db_table for model in SAVED]
+    assert inserts == [Handled._meta.db_table, *tables, Handled._meta.db_table]
+    counts = await in_store_thread(lambda: [model.objects.count() for model in SAVED])
+    assert counts == [3, 3, 3]
