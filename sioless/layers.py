@@ -526,6 +526,14 @@ async def group_discard_all(layer: Any, groups: list[str], channel: str) -> None
             await layer.group_discard(group, channel)
 
 
+async def receive_batch(layer: Any, channel: str, limit: int) -> list[dict[str, Any]]:
+    """The next message of ``channel`` on any channel layer, with those waiting behind it up to
+    ``limit`` in all where the layer can take them at once (sioless' in-memory layer)."""
+    if isinstance(layer, InMemoryChannelLayer):
+        return await layer.receive_batch(channel, limit)
+    return [await layer.receive(channel)]
+
+
 def copied(value: Any) -> Any:
     """A copy of a message as a serializing layer would deliver it: its dicts, lists and tuples
     copied (nothing the sender changes later reaches the receiver), anything else as it is
@@ -590,6 +598,15 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
             if not self.receiving[channel]:
                 del self.receiving[channel]
         return message
+
+    async def receive_batch(self, channel: str, limit: int) -> list[dict[str, Any]]:
+        """The next message of ``channel`` and those waiting behind it, up to ``limit`` in all (a
+        worker's messages: one wait for a batch)."""
+        batch = [await self.receive(channel)]
+        queue = self.channels.get(channel)
+        while queue is not None and len(batch) < limit and not queue.empty():
+            batch.append(queue.get_nowait()[1])
+        return batch
 
     def _clean_expired(self) -> None:
         now = time.monotonic()

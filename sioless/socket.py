@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -42,8 +42,9 @@ class Handshake:
     user_id: str | None = None
 
     def to_message(self) -> dict[str, Any]:
-        """A form the channel layer can carry."""
-        return asdict(self)
+        """A form the channel layer can carry (which copies it: ``dataclasses.asdict``'s deep copy
+        cost a twentieth of a connection in development)."""
+        return dict(vars(self))
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Handshake:

@@ -33,7 +33,7 @@ from channels.layers import BaseChannelLayer
 from . import messages, recovery, store
 from .conf import conf
 from .exceptions import AckTimeout, ConnectionRefused, PayloadError, ProtocolError, SocketGone
-from .layers import group_add_all, group_discard_all
+from .layers import TAKE_BATCH, group_add_all, group_discard_all, receive_batch
 from .names import HEARTBEAT_GROUP, namespace_group, process_of, room_group, room_name, shard_of, worker_channel
 from .namespaces import CATCH_ALL, LIFECYCLE_EVENTS, Namespace
 from .protocol import socketio
@@ -249,7 +249,9 @@ class Worker:
             if restored := await self.layer.restore(channel):
                 logger.warning("sioless worker %s put back %d messages taken but not started", self.name, restored)
         while not self._stopping.is_set():
-            receiving = asyncio.ensure_future(self.layer.take(channel) if durable else self.layer.receive(channel))
+            receiving = asyncio.ensure_future(
+                self.layer.take(channel) if durable else receive_batch(self.layer, channel, TAKE_BATCH)
+            )
             self._receiving[shard] = receiving
             try:
                 received = await receiving
@@ -260,7 +262,7 @@ class Worker:
             finally:
                 del self._receiving[shard]
             if receipts is None:
-                batch = [(received, lambda: None)]
+                batch = [(message, _no_receipt) for message in received]
             else:
                 batch = [(message, receipts.on_start(receipt)) for message, receipt in received]
             for message, on_start in batch:
@@ -985,6 +987,10 @@ def takes_ack(handler: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return False
     return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def _no_receipt() -> None:
+    """What starting a message of a layer that is not durable acknowledges: nothing."""
 
 
 def _name(handler: Callable[..., Any] | None) -> str:

@@ -13,7 +13,15 @@ import pytest
 import redis
 from channels.exceptions import ChannelFull
 
-from sioless.layers import RECEIVE_SCRIPT, SEND_SCRIPT, Inbox, InMemoryChannelLayer, Outgoing, RedisChannelLayer
+from sioless.layers import (
+    RECEIVE_SCRIPT,
+    SEND_SCRIPT,
+    Inbox,
+    InMemoryChannelLayer,
+    Outgoing,
+    RedisChannelLayer,
+    receive_batch,
+)
 
 CAPACITY = 6
 HOSTS = [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}]
@@ -213,3 +221,11 @@ async def test_a_receive_cancelled_as_its_message_came_leaves_it_for_the_next() 
     with pytest.raises(asyncio.CancelledError):
         await receiving
     assert await asyncio.wait_for(inbox.get(), 1) == {"n": 1}
+
+
+async def test_the_in_memory_layer_hands_a_worker_what_waits_in_one_receive() -> None:
+    layer = InMemoryChannelLayer()
+    for n in range(3):
+        await layer.send("sioless.worker.0", {"type": "m", "n": n})
+    assert [m["n"] for m in await receive_batch(layer, "sioless.worker.0", 2)] == [0, 1]
+    assert [m["n"] for m in await receive_batch(layer, "sioless.worker.0", 2)] == [2]
