@@ -194,15 +194,22 @@ class Inbox:
     dropped, as by channels-redis' buffer), and the receive waiting for the next one. An
     ``asyncio.Queue`` costs ~3 KiB a connection (four deques); this, a list and a future."""
 
-    __slots__ = ("capacity", "messages", "waiter")
+    __slots__ = ("capacity", "messages", "used", "waiter")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.messages: list[dict[str, Any]] = []
         self.waiter: asyncio.Future[dict[str, Any]] | None = None
+        #: When a message was last put or taken (monotonic seconds).
+        self.used = time.monotonic()
+
+    def forgotten(self, now: float, expiry: float) -> bool:
+        """Whether no receive waits, and no message was put or taken for ``expiry`` seconds."""
+        return self.waiter is None and now - self.used > expiry
 
     def put(self, message: dict[str, Any]) -> None:
         """Hand a message to the receive waiting, or keep it for the next one."""
+        self.used = time.monotonic()
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(message)
@@ -215,6 +222,7 @@ class Inbox:
         """The next message (one receive at a time); a receive cancelled as its message came
         leaves it for the next."""
         if self.messages:
+            self.used = time.monotonic()
             return self.messages.pop(0)
         assert self.waiter is None, "one receive at a time"
         waiter = self.waiter = asyncio.get_running_loop().create_future()
@@ -261,6 +269,7 @@ class RedisChannelLayer(ChannelsRedisLayer):
         self.receive_buffer: collections.defaultdict[str, Inbox] = collections.defaultdict(
             functools.partial(Inbox, self.capacity)
         )
+        self.inboxes_swept_at = time.monotonic()
 
     def create_pool(self, index: int) -> Any:
         """A pool that waits for a free connection when all ``max_connections`` are busy (redis-py's
@@ -445,6 +454,18 @@ class RedisChannelLayer(ChannelsRedisLayer):
                 continue
             for target in targets if isinstance(targets, list) else [targets]:
                 self.receive_buffer[target].put(message)
+            self.drop_forgotten_inboxes()
+
+    def drop_forgotten_inboxes(self) -> None:
+        """Drop the inboxes that no receive waited on and no message reached for the layer's expiry,
+        at most once an expiry: those of consumers that ended as messages for them came (the
+        broadcasts to a room the connection was still in) would be held for the process's life."""
+        now = time.monotonic()
+        if now - self.inboxes_swept_at < self.expiry:
+            return
+        self.inboxes_swept_at = now
+        for channel in [name for name, inbox in self.receive_buffer.items() if inbox.forgotten(now, self.expiry)]:
+            del self.receive_buffer[channel]
 
     async def receive_single(self, channel: str) -> tuple[Any, dict[str, Any]]:
         """The next message of a server process's channel (``...!``), taking every waiting one

@@ -229,3 +229,24 @@ async def test_the_in_memory_layer_hands_a_worker_what_waits_in_one_receive() ->
         await layer.send("sioless.worker.0", {"type": "m", "n": n})
     assert [m["n"] for m in await receive_batch(layer, "sioless.worker.0", 2)] == [0, 1]
     assert [m["n"] for m in await receive_batch(layer, "sioless.worker.0", 2)] == [2]
+
+
+async def test_an_inbox_no_one_receives_from_is_dropped_after_the_expiry() -> None:
+    """A consumer that ended as a broadcast to its room came: its inbox, and the message, are
+    not held for the process's life (the layer's expiry, as for a message left in Redis)."""
+    layer = RedisChannelLayer(hosts=HOSTS, prefix=f"siotest-layer-{uuid.uuid4().hex[:8]}", expiry=1)
+    try:
+        live, ended = await layer.new_channel(), await layer.new_channel()
+        await layer.send(ended, {"type": "m"})
+        await layer.send(live, {"type": "m"})
+        assert (await layer.receive(live))["type"] == "m"  # the ended one's came with it
+        assert ended in layer.receive_buffer
+        receiving = asyncio.ensure_future(layer.receive(live))
+        await asyncio.sleep(1.5)
+        await layer.send(live, {"type": "later"})
+        assert (await asyncio.wait_for(receiving, 3))["type"] == "later"
+        assert ended not in layer.receive_buffer
+        assert live in layer.receive_buffer
+    finally:
+        await layer.flush()
+        await layer.close_pools()
