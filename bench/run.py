@@ -86,10 +86,15 @@ class Topology:
         """CPU seconds every process of the topology used so far."""
         return sum(self.cpu_parts(layer).values())
 
-    def memory(self, layer: redis.Redis) -> int:
-        """Bytes resident in the servers' processes (and Redis' data)."""
-        pids = [pid for process in self.processes for pid in process_tree(process.popen.pid)]
-        return rss_bytes(pids) + (int(layer.info("memory")["used_memory"]) if self.uses_redis else 0)
+    def memory_parts(self, layer: redis.Redis) -> dict[str, int]:
+        """Bytes resident in each server process (with its children), and in Redis' data."""
+        parts = {
+            process.name.removeprefix("bench-"): rss_bytes(process_tree(process.popen.pid))
+            for process in self.processes
+        }
+        if self.uses_redis:
+            parts["redis"] = int(layer.info("memory")["used_memory"])
+        return parts
 
     def stop(self) -> None:
         for process in self.processes:
@@ -238,6 +243,8 @@ class Results:
     notes: list[str] = field(default_factory=list)
     #: CPU µs per saturated echo, by part of the topology.
     parts: dict[str, float] = field(default_factory=dict)
+    #: KiB per idle connection, by part of the topology.
+    memory: dict[str, float] = field(default_factory=dict)
 
 
 def settle(topology: Topology, layer: redis.Redis) -> None:
@@ -289,13 +296,15 @@ def measure(topology: Topology, layer: redis.Redis, phases: dict[str, tuple[int 
     results = Results()
     figures = results.figures
     connections, hold = phases["storm"]
-    memory_before = topology.memory(layer)
+    memory_before = topology.memory_parts(layer)
     storm = run_phase(topology, layer, "storm", int(connections), int(hold))
     opened = next(storm)
     figures["connect: connections/s"] = opened.result["connections"] / opened.result["seconds"]
     figures["connect: CPU ms/connection"] = 1000 * opened.cpu / connections
     figures["connect: load client's CPU ms/connection"] = 1000 * opened.client / connections
-    figures["idle: memory KiB/connection"] = (topology.memory(layer) - memory_before) / connections / 1024
+    memory_after = topology.memory_parts(layer)
+    results.memory = {part: (memory_after[part] - memory_before[part]) / connections / 1024 for part in memory_after}
+    figures["idle: memory KiB/connection"] = sum(results.memory.values())
     held = next(storm)
     figures["idle: CPU % of a core"] = 100 * held.cpu / held.result["seconds"]
     if held.result["connected"] != connections or held.result["disconnects"]:
@@ -327,8 +336,10 @@ def averaged(first: Results, last: Results) -> Results:
     a run: a baseline measured once in a slow minute flattered every ratio to it)."""
     figures = {figure: (value + last.figures[figure]) / 2 for figure, value in first.figures.items()}
     parts = {part: (cpu + last.parts.get(part, 0.0)) / 2 for part, cpu in first.parts.items()}
+    memory = {part: (kib + last.memory.get(part, 0.0)) / 2 for part, kib in first.memory.items()}
     spread = "; ".join(f"{name} {first.figures[name]:,.1f} then {last.figures[name]:,.1f}" for name in DRIFT_FIGURES)
-    return Results(figures, [*first.notes, *last.notes, f"measured first and last, the mean of both ({spread})"], parts)
+    notes = [*first.notes, *last.notes, f"measured first and last, the mean of both ({spread})"]
+    return Results(figures, notes, parts, memory)
 
 
 def table(results: dict[str, Results]) -> str:
@@ -344,16 +355,22 @@ def table(results: dict[str, Results]) -> str:
             cells.append(f"{value:,.1f}{ratio}")
         lines.append(f"| {figure} | " + " | ".join(cells) + " |")
     notes = [f"- {name}: {note}" for name, result in results.items() for note in result.notes]
-    return "\n".join(lines + (["", *notes] if notes else []) + ["", *where_the_cpu_goes(results)])
+    return "\n".join(lines + (["", *notes] if notes else []) + ["", *by_process(results)])
 
 
-def where_the_cpu_goes(results: dict[str, Results]) -> list[str]:
-    """A line a server: the CPU µs of a saturated echo, by process (Redis and PostgreSQL on their own)."""
-    lines = ["CPU µs per saturated echo, by process:", ""]
-    for name, result in results.items():
-        parts = ", ".join(f"{part} {cpu:,.0f}" for part, cpu in result.parts.items())
-        lines.append(f"- {name}: {parts}")
-    return lines
+def by_process(results: dict[str, Results]) -> list[str]:
+    """A line a server for the CPU µs of a saturated echo, then for the KiB of an idle connection,
+    by process (Redis and PostgreSQL on their own)."""
+    lines = []
+    for title, figures in (
+        ("CPU µs per saturated echo", lambda result: result.parts),
+        ("KiB per idle connection (resident memory; Redis: its data)", lambda result: result.memory),
+    ):
+        lines += [f"{title}, by process:", ""]
+        for name, result in results.items():
+            lines.append(f"- {name}: " + ", ".join(f"{part} {value:,.1f}" for part, value in figures(result).items()))
+        lines.append("")
+    return lines[:-1]
 
 
 def machine() -> str:
