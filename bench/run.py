@@ -278,6 +278,9 @@ def run_phase(topology: Topology, layer: redis.Redis, phase: str, *args: int) ->
     with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as client:
         assert client.stdin is not None and client.stdout is not None
         for _ in range({"storm": 2}.get(phase, 1)):
+            # the client's set-up (its connections, its joins) is done and settled before counting
+            if client.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"the load client failed before {phase}")
             settle(topology, layer)
             before, client_before = topology.cpu_parts(layer), cpu_seconds([client.pid])
             client.stdin.write("go\n")

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import ChannelFull, StopConsumer
 from channels.layers import get_channel_layer
+from channels.sessions import InstanceSessionWrapper
 
 from . import autobahn_debug, embedded, messages, shutdown
 from .conf import conf
@@ -115,6 +116,7 @@ class LeanConsumer(AsyncConsumer):
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.base_send = send
+        self.frame_send = past_session_wrappers(send)
         dispatching = asyncio.Lock()
         layer_reader = None
         if self.channel_layer is not None:
@@ -151,11 +153,25 @@ class LeanConsumer(AsyncConsumer):
         await handler(message)
 
     async def send(self, message: dict[str, Any]) -> None:
-        """Send an ASGI event; to a client that has gone away, it is dropped (its disconnect comes)."""
+        """Send an ASGI event (a WebSocket frame past Channels' session wrappers); to a client
+        that has gone away, it is dropped (its disconnect comes)."""
         try:
-            await super().send(message)
+            await (self.frame_send if message["type"] == "websocket.send" else self.base_send)(message)
         except _GONE:
             logger.debug("dropped a %s: the client is gone", message["type"])
+
+
+def past_session_wrappers(send: Callable[[dict[str, Any]], Awaitable[None]]) -> Any:
+    """The ASGI ``send`` a consumer's WebSocket frames go to: past Channels' session middleware,
+    which saves the session only with an HTTP response yet reads it at every send (``modified``,
+    ``is_empty()``: a twentieth of daphne's CPU a broadcast delivery). A wrapper that would save
+    with a frame is kept."""
+    while (
+        isinstance(wrapper := getattr(send, "__self__", None), InstanceSessionWrapper)
+        and "websocket.send" not in wrapper.save_message_types
+    ):
+        send = wrapper.real_send
+    return send
 
 
 def _stop_reading(consumer: asyncio.Task[Any] | None, layer_reader: asyncio.Future[None]) -> None:

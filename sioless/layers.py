@@ -424,8 +424,10 @@ class RedisChannelLayer(ChannelsRedisLayer):
         has each waiting receive race for a lock with two tasks and a wait, at every message)."""
         if "!" not in channel:
             return await super().receive(channel)
-        assert self.require_valid_channel_name(channel), "Channel name not valid"
-        inbox = self.receive_buffer[channel]
+        inbox = self.receive_buffer.get(channel)
+        if inbox is None:  # its name checked once, not at every message
+            assert self.require_valid_channel_name(channel), "Channel name not valid"
+            inbox = self.receive_buffer[channel]
         loop = asyncio.get_running_loop()
         if self.reader is None or self.reader.done() or self.reader.get_loop() is not loop:
             self.reader = loop.create_task(self.read(self.non_local_name(channel)))

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from channels.auth import AuthMiddlewareStack
 from channels.layers import get_channel_layer
+from channels.sessions import InstanceSessionWrapper
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from pytest_django.fixtures import Settings
 
@@ -254,3 +256,22 @@ async def test_broadcasts_wait_for_a_recovery_and_those_sent_again_are_dropped(
     ]
     await layer.send(opened["reply"], {**broadcast, "frames": ['2["b","11-0"]'], "offset": "11-0"})
     assert await communicator.receive_from() == '42["b","11-0"]'  # held no more
+
+
+async def test_frames_go_past_the_session_middleware(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channels' session wrapper reads the session at every send and saves it only with an HTTP
+    response: the accept goes through it, the frames past it."""
+    through_wrapper: list[str] = []
+    wrapped_send = InstanceSessionWrapper.send
+
+    async def counted(wrapper: InstanceSessionWrapper, message: dict[str, Any]) -> None:
+        through_wrapper.append(message["type"])
+        await wrapped_send(wrapper, message)
+
+    monkeypatch.setattr(InstanceSessionWrapper, "send", counted)
+    app = AuthMiddlewareStack(EngineConsumer.as_asgi())
+    communicator = WebsocketCommunicator(app, "/socket.io/?EIO=4&transport=websocket")
+    assert (await communicator.connect())[0]
+    assert (await communicator.receive_from()).startswith("0{")  # OPEN
+    assert through_wrapper == ["websocket.accept"]
+    await communicator.disconnect()

@@ -7,8 +7,9 @@
 //   echo <clients> <events> [<per second>] each client sends <events> acked echoes: one after
 //                                        another (closed loop), or each paced at <per second>
 //   broadcast <receivers> <events>       receivers join a room; one client broadcasts to it <events> times
-// Each step waits for a line on stdin before it runs (the runner reads the servers' counters in
-// between) and prints one JSON line with what it measured.
+// Before each step it prints "ready" (what the step needs is set up: connections opened, rooms
+// joined), then waits for a line on stdin (the runner lets the servers settle and reads their
+// counters in between), runs the step and prints one JSON line with what it measured.
 import { createInterface } from "node:readline";
 import WebSocket from "ws";
 
@@ -17,6 +18,7 @@ const ACK_TIMEOUT_MS = 10000; // an ack that never comes is counted as lost, not
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
 async function step(result) {
+  console.log("ready");
   await lines.next();
   const started = performance.now();
   const measured = await result();
