@@ -55,6 +55,8 @@ class Ticker:
         self.reported_tick: int | None = None
         #: The first tick at which silent processes may be taken for dead (None: not ticked yet).
         self.judge_from: int | None = None
+        #: Whether the last tick failed (Redis or the database away): it counted, and no one heard it.
+        self.tick_failed = False
 
     async def run(self, seconds: float | None = None) -> None:
         """Tick every ``PING_INTERVAL`` for ``seconds`` (forever when None), while it is this ticker's turn."""
@@ -74,6 +76,7 @@ class Ticker:
                         await self.tick(claim.tick, claim.tick_before_last_at, channel)
                 except Exception as exc:  # the database or Redis is away: tick as soon as both are back
                     logger.error("sioless %s cannot tick: %s", self.name, exc)
+                    self.tick_failed = True
                     await asyncio.sleep(RETRY_AFTER)
                     continue
                 wait = claim.wait if claim.mine else claim.wait + TAKE_OVER_AFTER
@@ -88,7 +91,9 @@ class Ticker:
         """Send tick ``number`` to every consumer, then reap the sessions of silent processes.
 
         No one is judged for a while after Redis lost its data (restarted empty, flushed): the
-        consumers hear no tick until their workers have put them in the heartbeat group again.
+        consumers hear no tick until their workers have put them in the heartbeat group again; nor
+        for two ticks after a tick failed (a failover): the processes' reports may have been lost
+        with it and the next one (their reads and sends of Redis retry).
         """
         await self.record_reports()
         self.reported_tick = number
@@ -100,6 +105,10 @@ class Ticker:
             )
         elif self.judge_from is None:
             self.judge_from = number
+        if self.tick_failed:
+            self.tick_failed = False
+            self.judge_from = max(self.judge_from, number + 2)
+            logger.warning("sioless %s: a tick failed; no process judged before tick %d", self.name, self.judge_from)
         await self.layer.group_send(HEARTBEAT_GROUP, {"type": messages.PING, "tick": number, "reporter": channel})
         if number < self.judge_from:
             return

@@ -7,6 +7,8 @@ import time
 import pytest
 
 from sioless import store
+from sioless.heartbeat import Ticker
+from sioless.layers import InMemoryChannelLayer
 from sioless.models import EngineSession
 
 pytestmark = pytest.mark.django_db
@@ -61,3 +63,15 @@ def test_sessions_newer_than_the_ticks_missed_are_left_alone() -> None:
     assert tick() == {}
     assert tick() == {}
     assert tick() == {("daphne-new", 0): ["late"]}
+
+
+async def test_no_process_is_judged_until_two_ticks_after_one_failed() -> None:
+    """A tick that failed (Redis failing over) was counted, and no process heard it; its reports
+    and the next tick's may be lost while their reads and sends of Redis retry."""
+    ticker = Ticker(InMemoryChannelLayer(), stands_by=False)
+    ticker.judge_from = 1
+    ticker.tick_failed = True  # as run() notes when a tick raises
+    await ticker.tick(10, None, "sioless.ticker.test!reports")
+    assert (ticker.judge_from, ticker.tick_failed) == (12, False)
+    await ticker.tick(11, None, "sioless.ticker.test!reports")
+    assert ticker.judge_from == 12
