@@ -333,8 +333,8 @@ class RedisChannelLayer(ChannelsRedisLayer):
         return outgoing.sent
 
     async def send_unsent(self, host: tuple[asyncio.AbstractEventLoop, int]) -> None:
-        """Send a host's waiting messages, up to ``SEND_BATCH`` a round trip, one round trip at a
-        time (so that Redis gets them in order), until none waits."""
+        """Send a host's waiting messages and group changes, up to ``SEND_BATCH`` a round trip, one
+        round trip at a time (so that Redis gets them in order), until none waits."""
         connection = self.connection(host[1])
         unsent: list[Outgoing] = []
         try:
@@ -348,7 +348,8 @@ class RedisChannelLayer(ChannelsRedisLayer):
                     outgoing.sent.cancel()
 
     async def send_batch(self, connection: Any, batch: list[Outgoing]) -> None:
-        """Send messages in one round trip; tell each of them whether it was sent."""
+        """Make a batch of changes (messages, group joins and leaves) in one round trip; tell each
+        of them whether it was made."""
         keys = [key for outgoing in batch for key in outgoing.keys]
         arguments = [argument for outgoing in batch for argument in outgoing.arguments]
         try:

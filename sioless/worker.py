@@ -104,6 +104,10 @@ class EngineSession:
         return self.taken - self.pending
 
 
+def _no_receipt() -> None:
+    """What starting a message of a layer that is not durable acknowledges: nothing."""
+
+
 class Worker:
     """Serves the sessions of ``shards``."""
 
@@ -407,7 +411,7 @@ class Worker:
 
     # Messages from consumers ----------------------------------------------------
 
-    async def handle(self, message: dict[str, Any], on_start: Callable[[], None] = lambda: None) -> None:
+    async def handle(self, message: dict[str, Any], on_start: Callable[[], None] = _no_receipt) -> None:
         """Take one message from a consumer; ``on_start`` is called once it is in hand for good
         (the handler of a frame started; any other message handled)."""
         if message["type"] == messages.FRAME and (session := self.sessions.get(message["eio"])) is not None:
@@ -987,10 +991,6 @@ def takes_ack(handler: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return False
     return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
-
-
-def _no_receipt() -> None:
-    """What starting a message of a layer that is not durable acknowledges: nothing."""
 
 
 def _name(handler: Callable[..., Any] | None) -> str:
