@@ -23,7 +23,7 @@ demo: $(INSTALLED) $(DEMO_CLIENT)
 demo-production: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python -m demo_project.production --port $(PORT)
 
-test: lint $(NODE_CLIENTS) $(DEMO_CLIENT) $(CHROMIUM)
+test: lint $(NODE_CLIENTS) $(DEMO_CLIENT) $(BENCH_CLIENTS) $(CHROMIUM)
 	$(BIN)/pytest
 
 lint: $(INSTALLED)

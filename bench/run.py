@@ -144,13 +144,18 @@ def node_socketio() -> Iterator[Topology]:
         yield topology
 
 
-@contextlib.contextmanager
-def daphne_floor() -> Iterator[Topology]:
-    port = free_port()
-    process = Process("bench-daphne-floor", [*DAPHNE, "-p", str(port), "bench.servers.floor:app"], dict(os.environ))
-    with stopping(Topology(f"http://127.0.0.1:{port}", [process])) as topology:
-        process.wait_for_port(port)
-        yield topology
+def floor(name: str, application: str) -> Callable[[], contextlib.AbstractContextManager[Topology]]:
+    """A floor server (``bench/servers``) on daphne: one process serving ``application``."""
+
+    @contextlib.contextmanager
+    def start() -> Iterator[Topology]:
+        port = free_port()
+        process = Process(f"bench-{name}", [*DAPHNE, "-p", str(port), application], dict(os.environ))
+        with stopping(Topology(f"http://127.0.0.1:{port}", [process])) as topology:
+            process.wait_for_port(port)
+            yield topology
+
+    return start
 
 
 @contextlib.contextmanager
@@ -217,7 +222,8 @@ def stopping(topology: Topology) -> Iterator[Topology]:
 SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[Topology]]] = {
     "python-socketio (uvicorn)": python_socketio,
     "Node socket.io": node_socketio,
-    "daphne floor (bare ASGI app)": daphne_floor,
+    "daphne floor (bare ASGI app)": floor("daphne-floor", "bench.servers.floor:app"),
+    "Channels floor (stock consumer and layer)": floor("channels-floor", "bench.servers.channels_floor:application"),
     "sioless development (runserver)": sioless_development,
     "sioless production (daphne)": sioless_production("daphne"),
     "sioless production (uvicorn)": sioless_production("uvicorn"),

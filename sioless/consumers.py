@@ -329,8 +329,8 @@ class EngineConsumer(LeanConsumer):
     def first_through(self, message: dict[str, Any]) -> bool:
         """Whether a message sent to several groups came through the first of them this client is
         in (``via``): it is taken once, however many of its groups hold the client."""
-        first_target = next((i for i, group in enumerate(message["targets"]) if group in self.groups), None)
-        return first_target == message["via"]
+        targets, via = message["targets"], message["via"]
+        return targets[via] in self.groups and self.groups.isdisjoint(targets[:via])
 
     async def sioless_groups(self, message: dict[str, Any]) -> None:
         """The worker changed this consumer's groups (and recovers a socket: ``hold``)."""

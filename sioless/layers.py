@@ -36,6 +36,7 @@ import itertools
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -558,18 +559,36 @@ async def receive_batch(layer: Any, channel: str, limit: int) -> list[dict[str, 
     return [await layer.receive(channel)]
 
 
+#: Types whose values cannot change: messages and their copies share them.
+UNCHANGEABLE = frozenset({str, bytes, int, float, bool, type(None)})
+
+
+def unchangeable(value: Any) -> bool:
+    """Whether nothing in ``value`` can change: a string, bytes, a number, None, or a tuple of them."""
+    kind = type(value)
+    return kind in UNCHANGEABLE or (kind is tuple and all(map(unchangeable, value)))
+
+
 def copied(value: Any) -> Any:
     """A copy of a message as a serializing layer would deliver it: its dicts, lists and tuples
-    copied (nothing the sender changes later reaches the receiver), anything else as it is
-    (strings, bytes, numbers: unchangeable). ``copy.deepcopy`` costs several times as much."""
+    copied (nothing the sender changes later reaches the receiver), anything that cannot change
+    shared, as ``copy.deepcopy`` does (which costs several times as much)."""
     kind = type(value)
     if kind is dict:
         return {key: copied(item) for key, item in value.items()}
     if kind is list:
         return [copied(item) for item in value]
-    if kind is tuple:
+    if kind is tuple and not unchangeable(value):
         return tuple([copied(item) for item in value])
     return value
+
+
+def copier(message: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """What copies ``message`` for each member of a group: ``dict.copy`` when none of its values
+    can change (a broadcast's frames and groups are tuples), else :func:`copied`."""
+    if all(map(unchangeable, message.values())):
+        return message.copy
+    return functools.partial(copied, message)
 
 
 class InMemoryChannelLayer(ChannelsInMemoryLayer):
@@ -577,9 +596,9 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
     message or that grow with the connections: it sweeps expired messages and memberships at most
     once a second instead of at every message, keeps a channel's queue until a sweep finds it empty
     and unwatched instead of making it again (and checking the channel's name) at every message,
-    copies messages without ``copy.deepcopy``, and a group send puts the message in each member's
-    queue in turn instead of starting a task per member. Its channels name their process
-    uniquely, for the heartbeat."""
+    copies messages without ``copy.deepcopy``, and a group send puts a copy in each member's queue
+    in turn (the message's dict alone when nothing in it can change) instead of starting a task
+    and a deep copy per member. Its channels name their process uniquely, for the heartbeat."""
 
     #: Seconds between two sweeps of expired messages, group memberships and unused queues.
     SWEEP_EVERY = 1.0
@@ -645,6 +664,8 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
         assert isinstance(message, dict), "Message is not a dict"
         self.require_valid_group_name(group)
         self._clean_expired()
+        copy = copier(message)
+        expires = time.time() + self.expiry
         for channel in list(self.groups.get(group, {})):
-            with contextlib.suppress(ChannelFull):
-                await self.send(channel, message)
+            with contextlib.suppress(asyncio.QueueFull):  # a full member misses it, as with Redis
+                self.queue(channel).put_nowait((expires, copy()))

@@ -76,7 +76,13 @@ class Server(Registry):
         skipped = [room_group(namespace, room) for room in room_names(skip)]
         layer = self.channel_layer
         async with recovery.logged(layer, namespace, frames, targets, skipped) as (sent, offset):
-            message = {"type": messages.BROADCAST, "frames": sent, "targets": targets, "skip": skipped}
+            # tuples: a layer that copies a message for each member of a group can share them
+            message = {
+                "type": messages.BROADCAST,
+                "frames": tuple(sent),
+                "targets": tuple(targets),
+                "skip": tuple(skipped),
+            }
             if offset is not None:
                 message.update(log=namespace_group(namespace), offset=offset)
             for via, group in enumerate(targets):

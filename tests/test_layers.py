@@ -182,6 +182,26 @@ async def test_the_in_memory_layer_delivers_a_copy_of_what_was_sent() -> None:
     assert await layer.receive("c") == {"type": "m", "frames": ["a"], "nested": {"rooms": ["r"]}, "pair": (["x"], 1)}
 
 
+async def test_each_member_of_a_group_gets_a_message_of_its_own() -> None:
+    """What a member changes in its message no other member sees, nor what the sender changes
+    later; values that cannot change (a broadcast's tuples of frames) are shared, not copied."""
+    layer = InMemoryChannelLayer()
+    for channel in ("a", "b"):
+        await layer.group_add("room", channel)
+    frozen = {"type": "m", "frames": ("x",), "via": 0}
+    await layer.group_send("room", frozen)
+    first, second = await layer.receive("a"), await layer.receive("b")
+    first["type"] = "changed"
+    assert second == {"type": "m", "frames": ("x",), "via": 0} and second["frames"] is frozen["frames"]
+    changeable = {"type": "m", "frames": ["x"], "pair": (["y"],)}
+    await layer.group_send("room", changeable)
+    first, second = await layer.receive("a"), await layer.receive("b")
+    first["frames"].append("mine")
+    first["pair"][0].append("mine")
+    changeable["frames"].append("later")
+    assert second == {"type": "m", "frames": ["x"], "pair": (["y"],)}
+
+
 async def test_a_group_send_reaches_each_member_once_and_skips_a_full_one(layer: RedisChannelLayer) -> None:
     """One message a server process, naming its members; a plain channel gets its own; a member
     whose channel is full misses it, without an error for the others."""

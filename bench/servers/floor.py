@@ -15,6 +15,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: Joins the connection to a room.
+Join = Callable[[str], Awaitable[None]]
+#: Sends a frame to a room's members.
+Broadcast = Callable[[str, str], Awaitable[None]]
 
 #: A ping interval longer than any phase: the floor sends no pings.
 OPEN = {"upgrades": [], "pingInterval": 3_600_000, "pingTimeout": 20_000, "maxPayload": 1_000_000}
@@ -27,19 +31,35 @@ async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, A
     if scope["type"] != "websocket":
         return
     joined: list[str] = []
+
+    async def join(room: str) -> None:
+        rooms.setdefault(room, set()).add(send)
+        joined.append(room)
+
     try:
         while (event := await receive())["type"] != "websocket.disconnect":
             if event["type"] == "websocket.connect":
                 await send({"type": "websocket.accept"})
-                await send_text(send, "0" + json.dumps({"sid": secrets.token_urlsafe(15), **OPEN}))
+                await send_text(send, open_frame())
             elif event.get("text"):
-                await on_frame(event["text"], send, joined)
+                await on_frame(event["text"], send, join, broadcast)
     finally:
         for room in joined:
             rooms[room].discard(send)
 
 
-async def on_frame(frame: str, send: Send, joined: list[str]) -> None:
+async def broadcast(room: str, frame: str) -> None:
+    """Send ``frame`` to the room's members in this process, one after another."""
+    for member in list(rooms.get(room, ())):
+        await send_text(member, frame)
+
+
+def open_frame() -> str:
+    """The Engine.IO handshake of a new connection."""
+    return "0" + json.dumps({"sid": secrets.token_urlsafe(15), **OPEN})
+
+
+async def on_frame(frame: str, send: Send, join: Join, broadcast: Broadcast) -> None:
     """Answer CONNECT and the load client's events (an event's answer is its ack)."""
     if frame == "40":
         await send_text(send, "40" + json.dumps({"sid": secrets.token_urlsafe(15)}))
@@ -50,13 +70,10 @@ async def on_frame(frame: str, send: Send, joined: list[str]) -> None:
     ack_id, (event, *args) = frame[2:start], json.loads(frame[start:])
     answer: list[Any] = args
     if event == "join":
-        rooms.setdefault(args[0], set()).add(send)
-        joined.append(args[0])
+        await join(args[0])
         answer = [[args[0]]]
     elif event == "broadcast":
-        news = "42" + json.dumps(["news", args[1]])
-        for member in list(rooms.get(args[0], ())):
-            await send_text(member, news)
+        await broadcast(args[0], "42" + json.dumps(["news", args[1]]))
         answer = ["sent"]
     await send_text(send, f"43{ack_id}{json.dumps(answer)}")
 
