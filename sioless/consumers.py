@@ -11,7 +11,7 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -287,8 +287,7 @@ class EngineConsumer(LeanConsumer):
         self.groups.update(message.get("groups", ()))
         if self.outbox is not None:
             await self.outbox.credit(message.get("handled"))
-        for frame in message["frames"]:
-            await self.send_message(frame)
+        await self.send_messages(message["frames"])
         if "release" in message:
             log, offset = message["release"]
             await self.release(log, offset)
@@ -314,7 +313,7 @@ class EngineConsumer(LeanConsumer):
         if self.groups.isdisjoint(message["skip"]) and self.first_through(message):
             held = self.holding.get(message.get("log", ""))
             if held is None:
-                await self.sioless_frames(message)
+                await self.send_messages(message["frames"])
             elif not held.hold(message):
                 await self.release(held.log, None)
 
@@ -324,7 +323,7 @@ class EngineConsumer(LeanConsumer):
         held = self.holding.pop(log, None)
         if held is not None:
             for message in held.past(offset):
-                await self.sioless_frames(message)
+                await self.send_messages(message["frames"])
 
     def first_through(self, message: dict[str, Any]) -> bool:
         """Whether a message sent to several groups came through the first of them this client is
@@ -412,9 +411,14 @@ class EngineConsumer(LeanConsumer):
         await self.end(reason)
         await self.send({"type": "websocket.close", "code": code})
 
+    async def send_messages(self, frames: Iterable[str | bytes]) -> None:
+        """Send Socket.IO frames, each as an Engine.IO MESSAGE."""
+        for frame in frames:
+            await self.send_message(frame)
+
     async def send_message(self, frame: str | bytes) -> None:
         """Send one Socket.IO frame as an Engine.IO MESSAGE."""
-        await self.send_frame(engineio.encode(engineio.Packet(PacketType.MESSAGE, frame)))
+        await self.send_frame(engineio.encode_message(frame))
 
     async def send_frame(self, frame: str | bytes) -> None:
         """Send one WebSocket frame."""

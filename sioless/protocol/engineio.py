@@ -73,11 +73,20 @@ class Packet:
 
 def encode(packet: Packet) -> Frame:
     """Encode a packet as one WebSocket frame."""
+    if packet.type is PacketType.MESSAGE:
+        return encode_message(packet.data)
     if isinstance(packet.data, bytes):
-        if packet.type is not PacketType.MESSAGE:
-            raise ValueError("only MESSAGE packets carry binary data")
-        return packet.data
+        raise ValueError("only MESSAGE packets carry binary data")
     return f"{packet.type.value}{packet.data}"
+
+
+def encode_message(data: str | bytes) -> Frame:
+    """Encode a MESSAGE packet carrying ``data`` as one WebSocket frame (what :func:`encode` makes
+    of it, without a packet made for every frame a server sends)."""
+    return data if isinstance(data, bytes) else f"{_MESSAGE}{data}"
+
+
+_MESSAGE = str(PacketType.MESSAGE.value)
 
 
 def decode(frame: Frame) -> Packet:
