@@ -15,7 +15,8 @@ too, each also listed on its own):
 - broadcast: 500 receivers in a room, 100 broadcasts to it.
 
 Prints Markdown tables (also written to bench/RESULTS.md) with each figure's ratio to
-python-socketio's, measured in the same run: first and last, the ratios to the mean of both.
+python-socketio's, measured in the same run before and after each server: a server's ratios are
+to the mean of the two measurements next to it.
 """
 
 from __future__ import annotations
@@ -237,7 +238,7 @@ COMPARISONS = {
     ),
 }
 BASELINE = "python-socketio (uvicorn)"
-#: Figures whose two measurements of the baseline (first and last) the report gives.
+#: Figures whose every measurement of the baseline the report gives.
 DRIFT_FIGURES = ("connect: CPU ms/connection", "echo, saturated: CPU µs/event", "broadcast: CPU µs/delivery")
 
 
@@ -340,27 +341,29 @@ def measure(topology: Topology, layer: redis.Redis, phases: dict[str, tuple[int 
     return results
 
 
-def averaged(first: Results, last: Results) -> Results:
-    """The baseline measured first and last: the mean of the two (the machine's speed drifts within
-    a run: a baseline measured once in a slow minute flattered every ratio to it)."""
-    figures = {figure: (value + last.figures[figure]) / 2 for figure, value in first.figures.items()}
-    parts = {part: (cpu + last.parts.get(part, 0.0)) / 2 for part, cpu in first.parts.items()}
-    memory = {part: (kib + last.memory.get(part, 0.0)) / 2 for part, kib in first.memory.items()}
-    spread = "; ".join(f"{name} {first.figures[name]:,.1f} then {last.figures[name]:,.1f}" for name in DRIFT_FIGURES)
-    notes = [*first.notes, *last.notes, f"measured first and last, the mean of both ({spread})"]
-    return Results(figures, notes, parts, memory)
+def averaged(runs: list[Results]) -> Results:
+    """The mean of several measurements of one server, with the spread of the drift figures noted."""
+
+    def mean(values: Callable[[Results], dict[str, float]]) -> dict[str, float]:
+        return {key: sum(values(run).get(key, 0.0) for run in runs) / len(runs) for key in values(runs[0])}
+
+    spread = "; ".join(f"{name} " + ", ".join(f"{run.figures[name]:,.1f}" for run in runs) for name in DRIFT_FIGURES)
+    notes = [note for run in runs for note in run.notes]
+    if len(runs) > 1:
+        notes.append(f"measured {len(runs)} times, before and after each server ({spread})")
+    return Results(mean(lambda run: run.figures), notes, mean(lambda run: run.parts), mean(lambda run: run.memory))
 
 
-def table(results: dict[str, Results]) -> str:
-    """The figures as a Markdown table, a server a column, each with its ratio to the baseline's."""
+def table(results: dict[str, Results], baselines: dict[str, Results]) -> str:
+    """The figures as a Markdown table, a server a column, each with its ratio to its baseline's."""
     names = list(results)
     lines = ["| | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
-    baseline = results.get(BASELINE)
     for figure in results[names[0]].figures:
         cells = []
         for name in names:
             value = results[name].figures[figure]
-            ratio = f" ({value / baseline.figures[figure]:.2f}x)" if baseline and name != BASELINE else ""
+            baseline = baselines.get(name)
+            ratio = f" ({value / baseline.figures[figure]:.2f}x)" if baseline else ""
             cells.append(f"{value:,.1f}{ratio}")
         lines.append(f"| {figure} | " + " | ".join(cells) + " |")
     notes = [f"- {name}: {note}" for name, result in results.items() for note in result.notes]
@@ -399,18 +402,26 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers on the way out
     phases = QUICK_PHASES if args.quick else PHASES
     layer = redis.Redis(host="127.0.0.1", port=6379)
-    chosen = [name for name in choices if name in (args.only or SERVERS) or name == BASELINE]
-    results: dict[str, Results] = {}
-    for name in chosen:
+    servers = [name for name in choices if name in (args.only or SERVERS) and name != BASELINE]
+
+    def measured(name: str) -> Results:
         print(f"{name} ...", flush=True)
         with {**SERVERS, **COMPARISONS}[name]() as topology:
-            results[name] = measure(topology, layer, phases)
-        print(json.dumps(results[name].figures), *results[name].notes, sep="\n", flush=True)
-    if len(results) > 1:
-        print(f"{BASELINE} again ...", flush=True)
-        with SERVERS[BASELINE]() as topology:
-            results[BASELINE] = averaged(results[BASELINE], measure(topology, layer, phases))
-    report = f"Machine: {machine()}. Load: {phases}.\n\n{table(results)}\n"
+            result = measure(topology, layer, phases)
+        print(json.dumps(result.figures), *result.notes, sep="\n", flush=True)
+        return result
+
+    # the baseline before and after each server, whose ratios are to the mean of those two: the
+    # machine's speed drifts (python-socketio's CPU an echo once moved by half within a run)
+    baseline_runs = [measured(BASELINE)]
+    results: dict[str, Results] = {}
+    baselines: dict[str, Results] = {}
+    for name in servers:
+        results[name] = measured(name)
+        baseline_runs.append(measured(BASELINE))
+        baselines[name] = averaged(baseline_runs[-2:])
+    results = {BASELINE: averaged(baseline_runs), **results}
+    report = f"Machine: {machine()}. Load: {phases}.\n\n{table(results, baselines)}\n"
     print(report)
     if not args.quick and not args.only:
         RESULTS.write_text(f"# Benchmark results\n\nMeasured with `make bench`.\n\n{report}")
