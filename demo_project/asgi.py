@@ -9,7 +9,6 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import re_path  # noqa: E402
@@ -22,7 +21,7 @@ application = ProtocolTypeRouter(
     {
         # runserver serves static files itself; daphne alone does not
         "http": ASGIStaticFilesHandler(http_app) if getattr(settings, "DEMO_SERVES_STATIC_FILES", False) else http_app,
-        # sioless refuses pages of other origins itself; Channels' validator adds ALLOWED_HOSTS
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # sioless refuses pages of other origins (and of hosts outside ALLOWED_HOSTS) itself
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -3,7 +3,8 @@
 A browser sends the user's cookies with a WebSocket (and, with credentials, a polling request)
 to this site from a page of any other site; only the ``Origin`` header tells them apart. So a
 connection from a browser page is served with the user's session only when the page is of this
-site (its origin's host is the request's ``Host``) or of an origin listed in
+site (its origin's host is the request's ``Host``, one of ``ALLOWED_HOSTS``: a page of another
+host whose name an attacker rebound to this server's address is not) or of an origin listed in
 ``CORS_ALLOWED_ORIGINS``. ``"*"`` in that list admits every other origin *without* credentials:
 its connections are anonymous. Other origins are refused. Requests with no ``Origin`` come from
 programs, not pages, and have nothing to hijack.
@@ -14,6 +15,9 @@ from __future__ import annotations
 import enum
 from typing import Any
 from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 
 from .conf import conf
 
@@ -50,4 +54,19 @@ def _same_origin(origin: str, host: str | None) -> bool:
         parts = urlsplit(origin)
     except ValueError:
         return False
-    return host is not None and parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
+    return (
+        host is not None
+        and parts.scheme in ("http", "https")
+        and parts.netloc.lower() == host.lower()
+        and _served_host(host)
+    )
+
+
+def _served_host(host: str) -> bool:
+    """Whether ``host`` is one of ``ALLOWED_HOSTS``, read as Django's ``HttpRequest.get_host()``
+    reads it (in DEBUG, none listed means localhost)."""
+    domain, _ = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return bool(domain) and validate_host(domain, allowed)

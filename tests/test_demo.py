@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients import sio_client
 from tests.conftest import admin_sql
 from tests.processes import (
     ARTIFACTS,
@@ -100,6 +101,14 @@ def test_two_browsers_chat_and_draw_together(topology: str, request: pytest.Fixt
     assert seen["failedRequests"] == []
     for name in ("alice", "bob", "phone"):
         assert (screenshots / f"demo-{name}.png").stat().st_size > 0
+
+
+async def test_a_program_without_an_origin_connects_to_the_demo_over_websocket(development_demo: str) -> None:
+    """python-socketio's client sends no ``Origin``: a program, not a page (Node's server takes it
+    too); with the demo's ``ALLOWED_HOSTS`` it connects over WebSocket straight away."""
+    async with sio_client(development_demo) as client:
+        assert client.transport() == "websocket"
+        assert await client.call("whoami", timeout=5) == f"guest-{client.get_sid()[:4]}"
 
 
 def test_make_demo_takes_a_port() -> None:

@@ -103,6 +103,19 @@ async def test_star_admits_every_origin_but_never_with_the_users_session(setting
     assert b"access-control-allow-credentials" not in answer
 
 
+async def test_a_page_of_a_host_not_in_allowed_hosts_is_refused_though_it_names_the_host(settings: Settings) -> None:
+    """DNS rebinding: the attacker's host name, made to resolve to this server, is the page's origin
+    and the request's Host alike; it is not one of ALLOWED_HOSTS, so the page is refused."""
+    settings.ALLOWED_HOSTS = ["site.example"]
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "sioless.layers.InMemoryChannelLayer"}}
+    settings.SIOLESS = {"SHARDS": 1, "EMBEDDED_WORKER": False}
+    for host, served in (("rebound.example", False), ("site.example", True), ("site.example:8000", True)):
+        headers = [(b"origin", f"http://{host}".encode()), (b"host", host.encode())]
+        communicator = WebsocketCommunicator(EngineConsumer.as_asgi(), "/socket.io/?EIO=4&transport=websocket", headers)
+        assert (await communicator.connect())[0] is served, host
+        await communicator.disconnect()
+
+
 async def test_infinity_from_one_client_breaks_no_other(production: Topology) -> None:
     async with sio_client(production.urls[1]) as bystander:
         disconnects: list[Any] = []
