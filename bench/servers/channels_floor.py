@@ -25,7 +25,6 @@ django.setup()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from bench.servers.floor import on_frame, open_frame  # noqa: E402
@@ -53,4 +52,4 @@ class FloorConsumer(AsyncWebsocketConsumer):
         await self.send(message["frame"])
 
 
-application = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([path("socket.io/", FloorConsumer.as_asgi())])))
+application = AuthMiddlewareStack(URLRouter([path("socket.io/", FloorConsumer.as_asgi())]))

@@ -80,13 +80,13 @@ def encode(packet: Packet) -> Frame:
     return f"{packet.type.value}{packet.data}"
 
 
+_MESSAGE = str(PacketType.MESSAGE.value)
+
+
 def encode_message(data: str | bytes) -> Frame:
     """Encode a MESSAGE packet carrying ``data`` as one WebSocket frame (what :func:`encode` makes
     of it, without a packet made for every frame a server sends)."""
     return data if isinstance(data, bytes) else f"{_MESSAGE}{data}"
-
-
-_MESSAGE = str(PacketType.MESSAGE.value)
 
 
 def decode(frame: Frame) -> Packet:
