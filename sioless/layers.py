@@ -456,9 +456,13 @@ class RedisChannelLayer(ChannelsRedisLayer):
                 logger.warning("sioless cannot receive from Redis (%s): trying again", exc)
                 await asyncio.sleep(READ_RETRY)
                 continue
-            for target in targets if isinstance(targets, list) else [targets]:
-                self.receive_buffer[target].put(message)
+            self.to_inboxes(targets, message)
             self.drop_forgotten_inboxes()
+
+    def to_inboxes(self, targets: str | list[str], message: dict[str, Any]) -> None:
+        """Put a received message in the inbox of each consumer it is for (a channel, or several)."""
+        for target in targets if isinstance(targets, list) else [targets]:
+            self.receive_buffer[target].put(message)
 
     def drop_forgotten_inboxes(self) -> None:
         """Drop the inboxes that no receive waited on and no message reached for the layer's expiry,
@@ -492,8 +496,7 @@ class RedisChannelLayer(ChannelsRedisLayer):
                 # channels-redis' receive() buffers the message returned: the others go first
                 *earlier, last = [self.addressed(member) for member in batch[0::2]]
                 for targets, message in earlier:
-                    for target in targets if isinstance(targets, list) else [targets]:
-                        self.receive_buffer[target].put(message)
+                    self.to_inboxes(targets, message)
                 self.handed_over[key] = token
                 return last
             self.handed_over[key] = token
