@@ -18,9 +18,10 @@ Register handlers on :data:`sio` in a ``sockets.py`` module of an installed app:
 from .exceptions import AckTimeout, ConnectionRefused, PayloadError, ProtocolError, SiolessError, SocketGone
 from .namespaces import Namespace
 from .reasons import DisconnectReason
+from .records import Handshake
 from .remote import RemoteSocket
 from .server import Server, sio
-from .socket import Ack, Handshake, Socket
+from .socket import Ack, Socket
 
 __all__ = [
     "Ack",

@@ -31,8 +31,8 @@ from .origins import Trust, header, origin_trust
 from .protocol import engineio
 from .protocol.engineio import HandshakeError, PacketType
 from .reasons import DisconnectReason
+from .records import Handshake
 from .recovery import offset_key
-from .socket import Handshake
 
 #: WebSocket close codes. ASGI servers send only 1000 and 3000-4999, so the
 #: errors are RFC 6455's codes plus 3000: 1002 -> 4002 and so on.

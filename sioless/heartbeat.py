@@ -28,7 +28,7 @@ from . import messages, store
 from .conf import conf
 from .names import HEARTBEAT_GROUP, worker_channel
 from .store import in_store_thread
-from .worker import SWEEP_EVERY
+from .timing import SHARD_SWEEP_INTERVAL
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ TAKE_OVER_AFTER = 5.0
 #: Seconds between two tries of a tick that failed (the database or Redis unreachable).
 RETRY_AFTER = 1.0
 #: Seconds within which the workers put consumers back in their groups after Redis lost its data.
-REJOIN_WITHIN = SWEEP_EVERY
+REJOIN_WITHIN = SHARD_SWEEP_INTERVAL
 
 
 class Ticker:

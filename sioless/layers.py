@@ -604,7 +604,7 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
     and a deep copy per member. Its channels name their process uniquely, for the heartbeat."""
 
     #: Seconds between two sweeps of expired messages, group memberships and unused queues.
-    SWEEP_EVERY = 1.0
+    EXPIRED_SWEEP_INTERVAL = 1.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -656,7 +656,7 @@ class InMemoryChannelLayer(ChannelsInMemoryLayer):
 
     def _clean_expired(self) -> None:
         now = time.monotonic()
-        if now - self.swept_at >= self.SWEEP_EVERY:
+        if now - self.swept_at >= self.EXPIRED_SWEEP_INTERVAL:
             self.swept_at = now
             super()._clean_expired()
             for channel, queue in list(self.channels.items()):

@@ -1,28 +1,26 @@
-"""Sockets as the database holds them, and what any process can do to one (Node's ``RemoteSocket``)."""
+"""What any process can do to a socket found in the database (Node's ``RemoteSocket``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .socket import DEFAULT_CALL_TIMEOUT
+from .records import DEFAULT_CALL_TIMEOUT, StoredSocket
 from .twins import sync_twin
 
-if TYPE_CHECKING:
-    from .server import Server
 
+class Reach(Protocol):
+    """The server operations a remote socket goes through (:class:`sioless.server.Server`)."""
 
-@dataclass(frozen=True)
-class StoredSocket:
-    """A socket as the database holds it."""
+    async def aemit(self, event: str, *args: Any, to: Any = None, namespace: str = "/") -> None: ...
 
-    sid: str
-    eio_sid: str
-    namespace: str
-    auth: Any
-    data: dict[str, Any]
-    rooms: frozenset[str]
-    handshake: dict[str, Any] = field(default_factory=dict)
+    async def acall(self, event: str, *args: Any, to: str, namespace: str = "/", timeout: float = ...) -> Any: ...
+
+    async def asockets_join(self, room: str, to: Any = None, namespace: str = "/") -> None: ...
+
+    async def asockets_leave(self, room: str, to: Any = None, namespace: str = "/") -> None: ...
+
+    async def adisconnect_sockets(self, to: Any = None, namespace: str = "/") -> None: ...
 
 
 @dataclass(frozen=True)
@@ -30,10 +28,10 @@ class RemoteSocket(StoredSocket):
     """A socket found by ``fetch_sockets``: its record, and commands its worker carries out,
     wherever it is served. The record is as read: it does not follow the socket's changes."""
 
-    server: Server = field(kw_only=True, repr=False, compare=False)
+    server: Reach = field(kw_only=True, repr=False, compare=False)
 
     @classmethod
-    def of(cls, stored: StoredSocket, server: Server) -> RemoteSocket:
+    def of(cls, stored: StoredSocket, server: Reach) -> RemoteSocket:
         """The remote socket of a record."""
         return cls(**{column.name: getattr(stored, column.name) for column in fields(StoredSocket)}, server=server)
 

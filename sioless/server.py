@@ -15,8 +15,8 @@ from .exceptions import AckTimeout, SocketGone
 from .names import namespace_group, room_group, room_name
 from .namespaces import Registry
 from .protocol import socketio
+from .records import DEFAULT_CALL_TIMEOUT
 from .remote import RemoteSocket
-from .socket import DEFAULT_CALL_TIMEOUT
 from .twins import sync_twin
 
 if TYPE_CHECKING:

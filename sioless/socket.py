@@ -6,62 +6,54 @@ import asyncio
 import itertools
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any, Protocol
+
+from channels.layers import BaseChannelLayer
 
 from . import recovery
 from .conf import conf
 from .exceptions import AckTimeout, SocketGone
 from .names import room_group
 from .protocol import socketio
+from .protocol.engineio import Frame
+from .records import DEFAULT_CALL_TIMEOUT, Handshake
 from .twins import sync_twin
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
     from .namespaces import Namespace
-    from .worker import EngineSession, Worker
-
-DEFAULT_CALL_TIMEOUT = 60.0
 
 
-@dataclass(frozen=True)
-class Handshake:
-    """What the client's HTTP upgrade request said (``cookie`` is left out).
+class Carrier(Protocol):
+    """The Engine.IO connection a socket rides on, as the socket sees it (Node's ``socket.conn``)."""
 
-    The database keeps it without ``PRIVATE_HEADERS`` and ``PRIVATE_QUERY_PARAMETERS``
-    (:meth:`to_record`): a socket revived from there no longer has them.
-    """
+    eio_sid: str
+    handshake: Handshake
+    user: Any
 
-    query: dict[str, str]
-    headers: dict[str, str]
-    address: str
-    url: str
-    issued: float
-    user_id: str | None = None
 
-    def to_message(self) -> dict[str, Any]:
-        """A form the channel layer can carry (which copies it: ``dataclasses.asdict``'s deep copy
-        cost a twentieth of a connection in development)."""
-        return dict(vars(self))
+class SocketHost(Protocol):
+    """What a socket asks of the worker that serves it."""
 
-    @classmethod
-    def from_message(cls, message: dict[str, Any]) -> Handshake:
-        """The inverse of :meth:`to_message`."""
-        return cls(**message)
+    @property
+    def layer(self) -> BaseChannelLayer:
+        """The channel layer, for the packet log of what the socket emits."""
 
-    def to_record(self) -> dict[str, Any]:
-        """What the database keeps: no credential headers, no secret query parameters."""
-        private_headers, private_query = conf.PRIVATE_HEADERS, conf.PRIVATE_QUERY_PARAMETERS
-        query = {key: value for key, value in self.query.items() if key not in private_query}
-        path = self.url.partition("?")[0]
-        return {
-            **self.to_message(),
-            "query": query,
-            "headers": {name: value for name, value in self.headers.items() if name not in private_headers},
-            "url": f"{path}?{urlencode(query)}",
-        }
+    async def send_to(self, socket: Socket, frames: list[Frame]) -> None:
+        """Send frames to the socket's client (after CONNECT, for one still connecting)."""
+
+    async def join(self, socket: Socket, room: str) -> None:
+        """Put the socket in a room."""
+
+    async def leave(self, socket: Socket, room: str) -> None:
+        """Take the socket out of a room."""
+
+    async def disconnect(self, socket: Socket) -> None:
+        """End the socket from the server side."""
+
+    def run_callback(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run an ack callback in the background."""
 
 
 class SocketData(dict[str, Any]):
@@ -119,7 +111,7 @@ class Socket:
     """
 
     def __init__(
-        self, worker: Worker, session: EngineSession, sid: str, namespace: str, auth: Any, handlers: Namespace
+        self, host: SocketHost, conn: Carrier, sid: str, namespace: str, auth: Any, handlers: Namespace
     ) -> None:
         self.sid = sid
         self.namespace = namespace
@@ -134,11 +126,12 @@ class Socket:
         #: worker that connected it), and its digest (kept in the database).
         self.pid: str | None = None
         self.pid_digest: str | None = None
-        #: Frames sent while the connect handler runs, sent after the CONNECT packet (None after).
-        self.held: list[str | bytes] | None = None
+        #: Frames sent while the connect handler runs, sent after the CONNECT packet (None after it).
+        self.sent_before_connect: list[Frame] | None = None
         self.handlers = handlers
-        self._worker = worker
-        self._session = session
+        #: The Engine.IO connection carrying it (Node's ``socket.conn``).
+        self.conn = conn
+        self._host = host
         # Ids start at random so acks meant for a previous worker's calls match nothing.
         self._ack_ids = itertools.count(secrets.randbelow(2**31))
         self._pending_acks: dict[int, Callable[..., Any] | asyncio.Future[list[Any]]] = {}
@@ -149,17 +142,17 @@ class Socket:
     @property
     def eio_sid(self) -> str:
         """The id of the Engine.IO connection carrying this socket."""
-        return self._session.eio_sid
+        return self.conn.eio_sid
 
     @property
     def handshake(self) -> Handshake:
         """The client's handshake: query, headers, address, url."""
-        return self._session.handshake
+        return self.conn.handshake
 
     @property
     def user(self) -> AbstractBaseUser | AnonymousUser:
         """The Django user of the handshake (``scope["user"]``), loaded once a connection."""
-        return self._session.user
+        return self.conn.user
 
     def mark_changed(self) -> None:
         """Have ``data`` saved after this handler, for changes below its top level."""
@@ -172,11 +165,11 @@ class Socket:
         if callback is not None:  # not logged for recovery: an ack is for this connection only
             ack_id = next(self._ack_ids)
             self._pending_acks[ack_id] = callback
-            await self._worker.send_to(self, socketio.with_ack_id(frames, self.namespace, ack_id))
+            await self._host.send_to(self, socketio.with_ack_id(frames, self.namespace, ack_id))
             return
         own_room = [room_group(self.namespace, self.sid)]
-        async with recovery.logged(self._worker.layer, self.namespace, frames, own_room, []) as (sent, _):
-            await self._worker.send_to(self, sent)
+        async with recovery.logged(self._host.layer, self.namespace, frames, own_room, []) as (sent, _):
+            await self._host.send_to(self, sent)
 
     async def acall(self, event: str, *args: Any, timeout: float = DEFAULT_CALL_TIMEOUT) -> Any:
         """Send ``event`` and wait for the client's acknowledgement.
@@ -188,12 +181,12 @@ class Socket:
         frames = socketio.encode_event(self.namespace, event, list(args), encoder=conf.JSON_ENCODER)
         return await self.acall_encoded(event, frames, timeout)
 
-    async def acall_encoded(self, event: str, frames: list[str | bytes], timeout: float) -> Any:
+    async def acall_encoded(self, event: str, frames: list[Frame], timeout: float) -> Any:
         """:meth:`acall` with the event already encoded (without an ack id)."""
         answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         ack_id = next(self._ack_ids)
         self._pending_acks[ack_id] = answer
-        await self._worker.send_to(self, socketio.with_ack_id(frames, self.namespace, ack_id))
+        await self._host.send_to(self, socketio.with_ack_id(frames, self.namespace, ack_id))
         try:
             ack_args = await asyncio.wait_for(answer, timeout)
         except TimeoutError:
@@ -204,15 +197,15 @@ class Socket:
 
     async def ajoin(self, room: str) -> None:
         """Enter ``room``."""
-        await self._worker.join(self, room)
+        await self._host.join(self, room)
 
     async def aleave(self, room: str) -> None:
         """Leave ``room``."""
-        await self._worker.leave(self, room)
+        await self._host.leave(self, room)
 
     async def adisconnect(self) -> None:
         """Disconnect this socket from its namespace (reason "server namespace disconnect")."""
-        await self._worker.disconnect_socket(self)
+        await self._host.disconnect(self)
 
     def acknowledge(self, ack_id: int, ack_args: list[Any]) -> None:
         """Deliver the client's ACK to its ``call`` or callback; an unknown id is ignored."""
@@ -221,7 +214,7 @@ class Socket:
             if not waiter.done():
                 waiter.set_result(ack_args)
         elif waiter is not None:
-            self._worker.run_handler(waiter, *ack_args)
+            self._host.run_callback(waiter, *ack_args)
 
     def abandon_acks(self, why: str) -> None:
         """Fail every ``call`` still waiting with SocketGone; drop pending callbacks."""
@@ -266,6 +259,6 @@ class Ack:
         ack = socketio.Packet(socketio.PacketType.ACK, self._socket.namespace, list(args), self._id)
         frames = socketio.encode(ack, conf.JSON_ENCODER)
         self.sent = True
-        await self._socket._worker.send_to(self._socket, frames)
+        await self._socket._host.send_to(self._socket, frames)
 
     send = sync_twin(asend)

@@ -24,7 +24,7 @@ from .models import (
     SuspendedSocket,
 )
 from .names import SID_SHAPE, namespace_group, process_of, room_group
-from .remote import StoredSocket
+from .records import StoredSession, StoredSocket
 from .sealing import seal, unseal
 
 T = TypeVar("T")
@@ -50,18 +50,6 @@ async def in_store_thread(function: Callable[..., T], *args: Any) -> T:
             raise
 
     return await asyncio.get_running_loop().run_in_executor(_STORE_THREAD, run)
-
-
-@dataclass(frozen=True)
-class StoredSession:
-    """An engine session as the database holds it, with its sockets."""
-
-    sid: str
-    reply_channel: str
-    handshake: dict[str, Any]
-    sockets: list[StoredSocket]
-    #: With recovery on: the digest of each socket's pid, by sid.
-    pid_digests: dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import socketio
 from django.db import connection
 
 from sioless.names import process_of, shard_of
-from sioless.worker import SWEEP_EVERY, SYNC_GRACE
+from sioless.timing import SHARD_SWEEP_INTERVAL, SYNC_GRACE
 from tests.clients import sio_client
 from tests.conftest import Topology, own_database, sql, topology_of_its_own, wait_until
 from tests.processes import NODE_SCENARIOS, daphne, django_env, worker
@@ -99,7 +99,7 @@ async def test_a_revived_session_whose_consumer_never_answers_is_closed(django_d
                 db.execute(insert, row)
             topology.processes["worker"].stop(timeout=40)
             topology.processes["worker"] = worker("resync-worker-revived", topology.env, 0, 1)
-            bound = SYNC_GRACE + SWEEP_EVERY + 5
+            bound = SYNC_GRACE + SHARD_SWEEP_INTERVAL + 5
             with contextlib.suppress(TimeoutError):
                 await wait_until(lambda: len(sql(topology.database, SESSIONS)) == 1, bound)
             assert sql(topology.database, SESSIONS) == [(live_sid,)]

@@ -159,7 +159,7 @@ async def test_the_in_memory_layer_keeps_a_queue_someone_waits_on() -> None:
     """Queues outlive their messages until a sweep; it drops those nobody waits on, not the others
     (a message sent to a dropped queue would never reach the receive waiting on it)."""
     layer = InMemoryChannelLayer()
-    layer.SWEEP_EVERY = 0.0
+    layer.EXPIRED_SWEEP_INTERVAL = 0.0
     waiting = asyncio.ensure_future(layer.receive("waited"))
     await asyncio.sleep(0)  # it waits
     await layer.send("idle", {"type": "m"})

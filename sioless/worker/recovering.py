@@ -1,0 +1,133 @@
+"""CONNECT packets that recover a socket (connection state recovery): the suspended socket claimed
+from the database, or handed over by the worker of a connection its client left; what it missed
+sent again. Also the other side of a hand-over: a connection asked whether its client is there."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.layers import BaseChannelLayer
+
+from .. import messages, store
+from ..conf import conf
+from ..names import namespace_group, shard_of, worker_channel
+from ..reasons import DisconnectReason
+from ..records import StoredSocket
+from ..recovery import digest, packet_log
+from ..socket import Socket
+from ..store import in_store_thread
+from ..timing import HAND_OVER_WAIT, PROBE_GRACE
+from .connect import Connector
+from .connections import Connection, Connections, take_record
+from .expiry import Expiry
+from .lifecycle import Lifecycle, groups_in
+from .users import load_users
+
+logger = logging.getLogger(__name__)
+
+
+class Recovering:
+    """Recovers sockets, and answers hand-overs asked by other recoveries."""
+
+    def __init__(self, connections: Connections, life: Lifecycle, connector: Connector, expiry: Expiry) -> None:
+        self.connections = connections
+        self.life = life
+        self.outbound = life.outbound
+        self.connector = connector
+        self.expiry = expiry
+
+    @property
+    def layer(self) -> BaseChannelLayer:
+        return self.outbound.layer
+
+    async def recover_or_connect(self, conn: Connection, socket: Socket, pid: str, offset: str) -> None:
+        """Make ``socket`` the suspended socket of ``pid`` again, sent what it missed after
+        ``offset``; a new socket if there is none to recover, or it missed more than the log gives
+        back (socket.io's rules; the one it missed is ended then)."""
+        pid_digest = digest(pid)
+        claimed = await self._claim(conn, socket.namespace, pid_digest, offset)
+        if claimed is None:
+            await self.connector.connect_afresh(conn, socket)
+            return
+        stored, reason = claimed
+        log = packet_log(self.layer)
+        groups = groups_in(socket.namespace, stored.rooms)
+        found = await log.missed(socket.namespace, offset, set(groups))
+        if found is None:
+            logger.info("socket %s of %s missed too much to be recovered: it ends", stored.sid, socket.namespace)
+            self.expiry.end(stored, reason, await load_users({stored.handshake.get("user_id")}))
+            await self.connector.connect_afresh(conn, socket)
+            return
+        if conn.sockets.get(socket.namespace) is not socket:  # this connection was lost meanwhile too
+            lost = str(DisconnectReason.TRANSPORT_CLOSE)
+            await self.life.writes.write(store.suspend_socket, stored, pid_digest, lost)
+            return
+        take_record(socket, stored)
+        socket.pid, socket.pid_digest, socket.recovered = pid, pid_digest, True
+        if conf.RECOVERY_SKIPS_CONNECT_HANDLERS:
+            # as its connect handler left it (a handler run again sees the client's); none kept: the client's
+            socket.auth = stored.auth or socket.auth
+        # the consumer holds the broadcasts from now until the missed events are sent; what was
+        # logged since the first read is read now (a moment's worth: no bound)
+        log_name = namespace_group(socket.namespace)
+        await self.outbound.hold_for_recovery(conn, groups, log_name)
+        missed, read_up_to = found
+        since = await log.missed(socket.namespace, read_up_to, set(groups), bounded=False)
+        assert since is not None  # only the bound gives None
+        missed, last = [*missed, *since[0]], since[1]
+        logger.info("socket %s of %s recovered, %d events sent again", socket.sid, socket.namespace, len(missed))
+        replay = [frame for entry in missed for frame in entry.sent_frames()]
+        await self.connector.run_connect(conn, socket, replay=replay, release=[log_name, last])
+
+    async def _claim(
+        self, conn: Connection, namespace: str, pid_digest: str, offset: str
+    ) -> tuple[StoredSocket, str] | None:
+        """Take the suspended socket of a pid out of the database, with why it was lost; a connected
+        one is handed over first if its consumer does not show its client is still there (the client
+        is back on a new connection: the old one's server process died, or has not noticed the loss
+        yet). None for an offset that recovers nothing."""
+        if not await packet_log(self.layer).recovers(namespace, offset):
+            return None  # a made-up offset: what the socket missed is not known
+        max_age = conf.MAX_DISCONNECTION_DURATION
+        claimed = await in_store_thread(store.claim_suspended, pid_digest, namespace, max_age)
+        if claimed is not None:
+            return claimed
+        holder = await in_store_thread(store.live_session_of, pid_digest, namespace)
+        if holder is None or holder == conn.eio_sid or not await self._ask_hand_over(holder):
+            return None
+        return await in_store_thread(store.claim_suspended, pid_digest, namespace, max_age)
+
+    async def _ask_hand_over(self, eio_sid: str) -> bool:
+        """Ask the worker of connection ``eio_sid`` to close it unless its client is there; whether it is closed."""
+        answer_to = await self.layer.new_channel()
+        worker = worker_channel(shard_of(eio_sid, conf.SHARDS))
+        await self.outbound.send(worker, {"type": messages.HAND_OVER, "eio": eio_sid, "reply": answer_to})
+        try:
+            answer = await asyncio.wait_for(self.layer.receive(answer_to), HAND_OVER_WAIT)
+        except TimeoutError:
+            logger.warning("the worker of session %s did not answer a hand-over", eio_sid)
+            return False
+        return bool(answer["gone"])
+
+    async def hand_over(self, eio_sid: str, answer_to: str) -> None:
+        """A client recovers a socket of connection ``eio_sid`` on a new connection: close it (its
+        sockets suspended) unless its consumer shows within PROBE_GRACE that its client is there."""
+        conn = self.connections.get(eio_sid)
+        if conn is not None and not await self._client_answers(conn):
+            logger.info("session %s: its client is back on a new connection, its sockets are handed over", eio_sid)
+            await self.life.close(conn, DisconnectReason.TRANSPORT_CLOSE, tell_client=True)
+        gone = eio_sid not in self.connections
+        await self.outbound.send(answer_to, {"type": messages.HANDED_OVER, "gone": gone})
+
+    async def _client_answers(self, conn: Connection) -> bool:
+        """Whether the connection's consumer answers a probe (it does only while its client is there)."""
+        conn.probe = asyncio.get_running_loop().create_future()
+        await self.outbound.resync(conn, probe=True)
+        try:
+            await asyncio.wait_for(conn.probe, PROBE_GRACE)
+        except TimeoutError:
+            return False
+        finally:
+            conn.probe = None
+        return True
