@@ -32,6 +32,8 @@ from typing import Any
 from channels.layers import BaseChannelLayer
 
 from .conf import conf
+from .layers import InMemoryChannelLayer
+from .layers.scripts import run_script
 from .names import namespace_group
 from .protocol import socketio
 from .protocol.engineio import Frame
@@ -207,8 +209,6 @@ class RedisPacketLog(PacketLog):
         return self.layer.connection(self.layer.consistent_hash(group)), f"{self.layer.prefix}:log:{group}"
 
     async def append(self, namespace: str, frames: list[Frame], targets: list[str], skip: list[str]) -> str:
-        from .layers import run_script
-
         connection, key = self._stream(namespace)
         entry = self.layer.serialize({"frames": frames, "targets": targets, "skip": skip})
         kept_ms = int(kept_for() * 1000)
@@ -239,8 +239,6 @@ _logs: weakref.WeakKeyDictionary[BaseChannelLayer, PacketLog] = weakref.WeakKeyD
 
 def packet_log(layer: BaseChannelLayer) -> PacketLog:
     """The packet log kept beside a channel layer (sioless' layers only: see check E008)."""
-    from .layers import InMemoryChannelLayer
-
     log = _logs.get(layer)
     if log is None:
         log = _logs[layer] = MemoryPacketLog() if isinstance(layer, InMemoryChannelLayer) else RedisPacketLog(layer)

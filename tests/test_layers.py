@@ -13,15 +13,10 @@ import pytest
 import redis
 from channels.exceptions import ChannelFull
 
-from sioless.layers import (
-    RECEIVE_SCRIPT,
-    SEND_SCRIPT,
-    Inbox,
-    InMemoryChannelLayer,
-    Outgoing,
-    RedisChannelLayer,
-    receive_batch,
-)
+from sioless.layers import InMemoryChannelLayer, RedisChannelLayer, receive_batch
+from sioless.layers.inbox import Inbox
+from sioless.layers.redis_layer import Outgoing
+from sioless.layers.scripts import RECEIVE_SCRIPT, SEND_SCRIPT
 
 CAPACITY = 6
 HOSTS = [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}]

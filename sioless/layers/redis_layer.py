@@ -29,143 +29,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
-import hashlib
 import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from channels.exceptions import ChannelFull
-from channels.layers import InMemoryChannelLayer as ChannelsInMemoryLayer
 from channels_redis.core import RedisChannelLayer as ChannelsRedisLayer
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+
+from .inbox import Inbox
+from .scripts import GROUP_MEMBERS_SCRIPT, RECEIVE_SCRIPT, RESTORE_SCRIPT, SEND_SCRIPT, TAKE_SCRIPT, run_script
 
 logger = logging.getLogger(__name__)
 
-#: KEYS: two for each change, in turn: a message's channel key and wake-up list (a durable
-#: channel's; else unused), or a group's key twice; ARGV: now, the expiry, the group expiry, then
-#: four for each change: what it is ("send", "durable": a message; "add", "discard": a group
-#: membership) and its arguments (a message's score, body and channel capacity; a membership's
-#: score and channel). Makes the changes in order; answers 1 for each one made, 0 for each message
-#: refused (its channel was full). A channel's expired messages are dropped, and its expiry
-#: renewed, once.
-SEND_SCRIPT = """
-local now, expiry, group_expiry = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local seen, made = {}, {}
-for i = 1, #KEYS / 2 do
-    local key, wake, at = KEYS[2 * i - 1], KEYS[2 * i], 4 + 4 * (i - 1)
-    local change = ARGV[at]
-    made[i] = 1
-    if change == 'add' then
-        redis.call('ZADD', key, ARGV[at + 1], ARGV[at + 2])
-        redis.call('EXPIRE', key, group_expiry)
-    elseif change == 'discard' then
-        redis.call('ZREM', key, ARGV[at + 2])
-    else
-        if not seen[key] then
-            seen[key] = true
-            redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
-        end
-        if redis.call('ZCARD', key) >= tonumber(ARGV[at + 3]) then
-            made[i] = 0
-        else
-            redis.call('ZADD', key, ARGV[at + 1], ARGV[at + 2])
-            if change == 'durable' then
-                redis.call('RPUSH', wake, 1)
-                redis.call('EXPIRE', wake, expiry)
-            end
-        end
-    end
-end
-for key in pairs(seen) do
-    redis.call('EXPIRE', key, expiry)
-end
-return made
-"""
-#: KEYS: a durable channel, its in-flight set, its wake-up list; ARGV: the expiry, the most messages
-#: to take. Moves the first messages into the in-flight set, where each stays until acknowledged;
-#: none: clears the wake-ups.
-TAKE_SCRIPT = """
-local taken = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
-if #taken == 0 then
-    redis.call('DEL', KEYS[3])
-    return taken
-end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #taken / 2 - 1)
-for i = 1, #taken, 2 do
-    redis.call('ZADD', KEYS[2], taken[i + 1], taken[i])
-end
-redis.call('EXPIRE', KEYS[2], ARGV[1])
-return taken
-"""
-#: KEYS: a durable channel, its in-flight set; ARGV: the expiry. Puts every message taken and not
-#: acknowledged back where it was (its score is when it was sent: ahead of the later ones).
-RESTORE_SCRIPT = """
-local taken = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-for i = 1, #taken, 2 do
-    redis.call('ZADD', KEYS[1], taken[i + 1], taken[i])
-end
-redis.call('DEL', KEYS[2])
-if #taken > 0 then
-    redis.call('EXPIRE', KEYS[1], ARGV[1])
-end
-return #taken / 2
-"""
 #: Seconds a Redis command waits for a free connection of the pool before it fails.
 POOL_WAIT = 20.0
 #: Channels whose receiver acknowledges each message once it is in hand (sioless' worker channels).
 DURABLE_PREFIX = "sioless.worker."
-#: KEYS: the channel, its in-flight backup, the backup's batch token; ARGV: the batch size, the token
-#: of the last batch handed over, a token for this batch, the expiry. The backup is cleared if it
-#: holds the batch handed over, else put back into the channel (its receive was cancelled).
-RECEIVE_SCRIPT = """
-local backed_up = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-if redis.call('GET', KEYS[3]) ~= ARGV[2] then
-    for i = #backed_up, 1, -2 do
-        redis.call('ZADD', KEYS[1], backed_up[i], backed_up[i - 1])
-    end
-end
-redis.call('DEL', KEYS[2])
-local batch = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
-if #batch > 0 then
-    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #batch / 2 - 1)
-    for i = 1, #batch, 2 do
-        redis.call('ZADD', KEYS[2], batch[i + 1], batch[i])
-    end
-    redis.call('EXPIRE', KEYS[2], ARGV[4])
-end
-redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4])
-return batch
-"""
-#: KEYS: a group; ARGV: when memberships added before it have expired. Drops those; answers, for
-#: each Redis channel holding members (a server process's, or a plain one), its name and its
-#: members, space-separated (one reply element a process, not one a member: far less to parse).
-GROUP_MEMBERS_SCRIPT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, tonumber(ARGV[1]))
-local names, members_of = {}, {}
-for _, channel in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-    local bang = string.find(channel, '!', 1, true)
-    local name = bang and string.sub(channel, 1, bang) or channel
-    if not members_of[name] then
-        members_of[name] = {}
-        names[#names + 1] = name
-    end
-    table.insert(members_of[name], channel)
-end
-local grouped = {}
-for _, name in ipairs(names) do
-    grouped[#grouped + 1] = name
-    grouped[#grouped + 1] = table.concat(members_of[name], ' ')
-end
-return grouped
-"""
 #: Most messages a server process takes from Redis in one round trip.
 RECEIVE_BATCH = 100
 #: Most messages a worker takes from its durable channel in one round trip.
@@ -188,68 +73,6 @@ class Outgoing:
     keys: list[str]
     arguments: list[Any]
     sent: asyncio.Future[bool]
-
-
-class Inbox:
-    """The messages received for one consumer, at most ``capacity`` of them (past it the oldest is
-    dropped, as by channels-redis' buffer), and the receive waiting for the next one. An
-    ``asyncio.Queue`` costs ~3 KiB a connection (four deques); this, a list and a future."""
-
-    __slots__ = ("capacity", "messages", "used", "waiter")
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.messages: list[dict[str, Any]] = []
-        self.waiter: asyncio.Future[dict[str, Any]] | None = None
-        #: When a message was last put or taken (monotonic seconds).
-        self.used = time.monotonic()
-
-    def forgotten(self, now: float, expiry: float) -> bool:
-        """Whether no receive waits, and no message was put or taken for ``expiry`` seconds."""
-        return self.waiter is None and now - self.used > expiry
-
-    def put(self, message: dict[str, Any]) -> None:
-        """Hand a message to the receive waiting, or keep it for the next one."""
-        self.used = time.monotonic()
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(message)
-            return
-        if len(self.messages) >= self.capacity:
-            del self.messages[0]
-        self.messages.append(message)
-
-    async def get(self) -> dict[str, Any]:
-        """The next message (one receive at a time); a receive cancelled as its message came
-        leaves it for the next."""
-        if self.messages:
-            self.used = time.monotonic()
-            return self.messages.pop(0)
-        assert self.waiter is None, "one receive at a time"
-        waiter = self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.messages.insert(0, waiter.result())
-            raise
-        finally:
-            if self.waiter is waiter:
-                self.waiter = None
-
-
-@functools.cache
-def script_sha(script: str) -> str:
-    """The SHA Redis knows a Lua script by."""
-    return hashlib.sha1(script.encode()).hexdigest()
-
-
-async def run_script(connection: Any, script: str, keys: list[str] | list[bytes], *arguments: Any) -> Any:
-    """Run a Lua script by its SHA; the first time since Redis started, Redis learns it."""
-    try:
-        return await connection.evalsha(script_sha(script), len(keys), *keys, *arguments)
-    except NoScriptError:
-        return await connection.eval(script, len(keys), *keys, *arguments)
 
 
 class RedisChannelLayer(ChannelsRedisLayer):
@@ -534,141 +357,3 @@ class RedisChannelLayer(ChannelsRedisLayer):
         """A received message, and the channel (or channels) it is for."""
         message = self.deserialize(member)
         return message.pop("__asgi_channel__"), message
-
-
-async def group_add_all(layer: Any, groups: list[str], channel: str) -> None:
-    """Add ``channel`` to ``groups`` of any channel layer (sioless' Redis layer: at once)."""
-    if isinstance(layer, RedisChannelLayer):
-        await layer.group_add_all(groups, channel)
-    else:
-        for group in groups:
-            await layer.group_add(group, channel)
-
-
-async def group_discard_all(layer: Any, groups: list[str], channel: str) -> None:
-    """Take ``channel`` out of ``groups`` of any channel layer (sioless' Redis layer: at once)."""
-    if isinstance(layer, RedisChannelLayer):
-        await layer.group_discard_all(groups, channel)
-    else:
-        for group in groups:
-            await layer.group_discard(group, channel)
-
-
-async def receive_batch(layer: Any, channel: str, limit: int) -> list[dict[str, Any]]:
-    """The next message of ``channel`` on any channel layer, with those waiting behind it up to
-    ``limit`` in all where the layer can take them at once (sioless' in-memory layer)."""
-    if isinstance(layer, InMemoryChannelLayer):
-        return await layer.receive_batch(channel, limit)
-    return [await layer.receive(channel)]
-
-
-#: Types whose values cannot change: messages and their copies share them.
-UNCHANGEABLE = frozenset({str, bytes, int, float, bool, type(None)})
-
-
-def unchangeable(value: Any) -> bool:
-    """Whether nothing in ``value`` can change: a string, bytes, a number, None, or a tuple of them."""
-    kind = type(value)
-    return kind in UNCHANGEABLE or (kind is tuple and all(map(unchangeable, value)))
-
-
-def copied(value: Any) -> Any:
-    """A copy of a message as a serializing layer would deliver it: its dicts, lists and tuples
-    copied (nothing the sender changes later reaches the receiver), anything that cannot change
-    shared, as ``copy.deepcopy`` does (which costs several times as much)."""
-    kind = type(value)
-    if kind is dict:
-        return {key: copied(item) for key, item in value.items()}
-    if kind is list:
-        return [copied(item) for item in value]
-    if kind is tuple and not unchangeable(value):
-        return tuple([copied(item) for item in value])
-    return value
-
-
-def copier(message: dict[str, Any]) -> Callable[[], dict[str, Any]]:
-    """What copies ``message`` for each member of a group: ``dict.copy`` when none of its values
-    can change (a broadcast's frames and groups are tuples), else :func:`copied`."""
-    if all(map(unchangeable, message.values())):
-        return message.copy
-    return functools.partial(copied, message)
-
-
-class InMemoryChannelLayer(ChannelsInMemoryLayer):
-    """Channels' in-memory layer (development: one process), minus the costs it pays at every
-    message or that grow with the connections: it sweeps expired messages and memberships at most
-    once a second instead of at every message, keeps a channel's queue until a sweep finds it empty
-    and unwatched instead of making it again (and checking the channel's name) at every message,
-    copies messages without ``copy.deepcopy``, and a group send puts a copy in each member's queue
-    in turn (the message's dict alone when nothing in it can change) instead of starting a task
-    and a deep copy per member. Its channels name their process uniquely, for the heartbeat."""
-
-    #: Seconds between two sweeps of expired messages, group memberships and unused queues.
-    EXPIRED_SWEEP_INTERVAL = 1.0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.swept_at = 0.0
-        self.process = f"p{uuid.uuid4().hex[:12]}"
-        #: How many receives wait on each channel's queue: a sweep drops only queues none waits on.
-        self.receiving: collections.Counter[str] = collections.Counter()
-
-    async def new_channel(self, prefix: str = "specific.") -> str:
-        """A channel of this process, named after it: a restarted server is never taken for the one before."""
-        return f"{prefix}{self.process}.inmemory!{uuid.uuid4().hex[:12]}"
-
-    def queue(self, channel: str) -> asyncio.Queue[tuple[float, dict[str, Any]]]:
-        """The channel's queue, made (its name checked) if it has none."""
-        queue = self.channels.get(channel)
-        if queue is None:
-            self.require_valid_channel_name(channel)
-            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
-        return queue
-
-    async def send(self, channel: str, message: dict[str, Any]) -> None:
-        assert isinstance(message, dict), "message is not a dict"
-        assert "__asgi_channel__" not in message
-        try:
-            self.queue(channel).put_nowait((time.time() + self.expiry, copied(message)))
-        except asyncio.QueueFull:
-            raise ChannelFull(channel) from None
-
-    async def receive(self, channel: str) -> dict[str, Any]:
-        self._clean_expired()
-        queue = self.queue(channel)
-        self.receiving[channel] += 1
-        try:
-            _, message = await queue.get()
-        finally:
-            self.receiving[channel] -= 1
-            if not self.receiving[channel]:
-                del self.receiving[channel]
-        return message
-
-    async def receive_batch(self, channel: str, limit: int) -> list[dict[str, Any]]:
-        """The next message of ``channel`` and those waiting behind it, up to ``limit`` in all (a
-        worker's messages: one wait for a batch)."""
-        batch = [await self.receive(channel)]
-        queue = self.channels.get(channel)
-        while queue is not None and len(batch) < limit and not queue.empty():
-            batch.append(queue.get_nowait()[1])
-        return batch
-
-    def _clean_expired(self) -> None:
-        now = time.monotonic()
-        if now - self.swept_at >= self.EXPIRED_SWEEP_INTERVAL:
-            self.swept_at = now
-            super()._clean_expired()
-            for channel, queue in list(self.channels.items()):
-                if queue.empty() and channel not in self.receiving:
-                    del self.channels[channel]
-
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
-        assert isinstance(message, dict), "Message is not a dict"
-        self.require_valid_group_name(group)
-        self._clean_expired()
-        copy = copier(message)
-        expires = time.time() + self.expiry
-        for channel in list(self.groups.get(group, {})):
-            with contextlib.suppress(asyncio.QueueFull):  # a full member misses it, as with Redis
-                self.queue(channel).put_nowait((expires, copy()))
