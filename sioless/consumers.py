@@ -7,43 +7,37 @@ Socket.IO frames to its shard's worker without decoding them.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
-from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import ChannelFull, StopConsumer
-from channels.layers import get_channel_layer
-from channels.sessions import InstanceSessionWrapper
 
 from . import autobahn_debug, embedded, messages, shutdown
 from .conf import conf
 from .exceptions import ProtocolError
 from .flow import Outbox
+from .handshake import handshake_from_scope, parsed_query, query_error
 from .layers import group_add_all
 from .names import HEARTBEAT_GROUP, process_of, shard_of, worker_channel
 from .origins import Trust, header, origin_trust
 from .protocol import engineio
-from .protocol.engineio import HandshakeError, PacketType
+from .protocol.engineio import PacketType
 from .reasons import DisconnectReason
-from .records import Handshake
 from .recovery import offset_key
-
-#: WebSocket close codes. ASGI servers send only 1000 and 3000-4999, so the
-#: errors are RFC 6455's codes plus 3000: 1002 -> 4002 and so on.
-NORMAL_CLOSURE = 1000
-PROTOCOL_ERROR = 4002
-POLICY_VIOLATION = 4008
-MESSAGE_TOO_BIG = 4009
-SERVER_ERROR = 4011
-
-#: Headers handlers never see: the cookie carries Django's session (``socket.user`` is its user).
-_NEVER_KEPT = frozenset({"cookie"})
+from .transport import (
+    MESSAGE_TOO_BIG,
+    NORMAL_CLOSURE,
+    POLICY_VIOLATION,
+    PROTOCOL_ERROR,
+    SERVER_ERROR,
+    LeanConsumer,
+    received_frame,
+    send_event,
+)
 
 #: The last heartbeat tick this process reported alive to the ticker: one report a process a tick.
 _reported_tick = 0
@@ -54,131 +48,6 @@ HOLD_LIMIT = 1000
 HOLD_SECONDS = 10.0
 
 logger = logging.getLogger(__name__)
-
-
-def query_error(query: dict[str, list[str]], transport: str) -> HandshakeError | None:
-    """Why an Engine.IO request with this query cannot start a session here, if it cannot."""
-    if query.get("transport") != [transport]:
-        return HandshakeError.UNKNOWN_TRANSPORT
-    if "sid" in query:
-        return HandshakeError.UNKNOWN_SID
-    if query.get("EIO") != ["4"]:
-        return HandshakeError.UNSUPPORTED_PROTOCOL_VERSION
-    return None
-
-
-def parsed_query(scope: dict[str, Any]) -> dict[str, list[str]]:
-    """The query string of an ASGI scope, parsed."""
-    return parse_qs(scope.get("query_string", b"").decode("latin-1"))
-
-
-def handshake_from_scope(scope: dict[str, Any], query: dict[str, list[str]], *, with_user: bool) -> Handshake:
-    """The handshake facts of an ASGI scope whose query is parsed, as handlers see them; the
-    Django user of its session only ``with_user`` (the page's origin is trusted with it)."""
-    query_string = scope.get("query_string", b"").decode("latin-1")
-    user = scope.get("user") if with_user else None
-    client = scope.get("client") or ("", 0)
-    return Handshake(
-        query={key: values[-1] for key, values in query.items()},
-        headers={name: value for name, value in _decoded_headers(scope) if name not in _NEVER_KEPT},
-        address=str(client[0]),
-        url=f"{scope.get('path', '')}?{query_string}",
-        issued=time.time(),
-        user_id=str(user.pk) if user is not None and user.is_authenticated else None,
-    )
-
-
-def _decoded_headers(scope: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in scope.get("headers", [])]
-
-
-#: What ASGI servers raise on a send to a connection the client has closed: OSError subclasses
-#: (the ASGI spec; uvicorn), and autobahn's Disconnected (daphne).
-_GONE: tuple[type[BaseException], ...] = (OSError,)
-try:
-    from autobahn.exception import Disconnected
-except ImportError:  # pragma: no cover - not under daphne
-    pass
-else:
-    _GONE = (OSError, Disconnected)
-
-
-class LeanConsumer(AsyncConsumer):
-    """A consumer that routes messages without Channels' per-message database thread hop (its
-    handlers touch no database connection) nor its per-message task and wait, and whose sends to
-    a client that is gone are dropped."""
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Dispatch what the ASGI server and the channel layer send, one message at a time: this
-        task reads the ASGI server, a task of its own the channel layer, each for the consumer's
-        life (Channels' loop starts a task and a wait for every message; a task less and no wait
-        here: a connection's idle memory)."""
-        self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.base_send = send
-        self.frame_send = past_session_wrappers(send)
-        dispatching = asyncio.Lock()
-        layer_reader = None
-        if self.channel_layer is not None:
-            self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            layer_reader = asyncio.ensure_future(self._read(self.channel_receive, dispatching))
-            layer_reader.add_done_callback(functools.partial(_stop_reading, asyncio.current_task()))
-        try:
-            try:
-                await self._read(receive, dispatching)
-            except asyncio.CancelledError:
-                if layer_reader is None or not layer_reader.done() or layer_reader.cancelled():
-                    raise
-                asyncio.current_task().uncancel()  # type: ignore[union-attr]
-                layer_reader.result()  # its handler's exception (StopConsumer: the consumer ends)
-        except StopConsumer:
-            pass
-        finally:
-            if layer_reader is not None:
-                layer_reader.cancel()
-                await asyncio.gather(layer_reader, return_exceptions=True)
-
-    async def _read(self, source: Callable[[], Awaitable[dict[str, Any]]], dispatching: asyncio.Lock) -> None:
-        """Dispatch each message of ``source`` in turn with those of the consumer's other sources."""
-        while True:
-            message = await source()
-            async with dispatching:
-                await self.dispatch(message)
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
-
-    async def send(self, message: dict[str, Any]) -> None:
-        """Send an ASGI event (a WebSocket frame past Channels' session wrappers); to a client
-        that has gone away, it is dropped (its disconnect comes)."""
-        try:
-            await (self.frame_send if message["type"] == "websocket.send" else self.base_send)(message)
-        except _GONE:
-            logger.debug("dropped a %s: the client is gone", message["type"])
-
-
-def past_session_wrappers(send: Callable[[dict[str, Any]], Awaitable[None]]) -> Any:
-    """The ASGI ``send`` a consumer's WebSocket frames go to: past Channels' session middleware,
-    which saves the session only with an HTTP response yet reads it at every send (``modified``,
-    ``is_empty()``: a twentieth of daphne's CPU a broadcast delivery). A wrapper that would save
-    with a frame is kept."""
-    while (
-        isinstance(wrapper := getattr(send, "__self__", None), InstanceSessionWrapper)
-        and "websocket.send" not in wrapper.save_message_types
-    ):
-        send = wrapper.real_send
-    return send
-
-
-def _stop_reading(consumer: asyncio.Task[Any] | None, layer_reader: asyncio.Future[None]) -> None:
-    """A consumer's channel-layer reader ended with its handler's exception: the consumer's task
-    stops reading the ASGI server, and raises it."""
-    if consumer is not None and not layer_reader.cancelled() and layer_reader.exception() is not None:
-        consumer.cancel()
 
 
 class EngineConsumer(LeanConsumer):
@@ -253,7 +122,7 @@ class EngineConsumer(LeanConsumer):
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Take one frame from the client."""
-        frame = message["text"] if message.get("text") is not None else message.get("bytes") or b""
+        frame = received_frame(message)
         if self.closing or self.outbox is None:
             return
         size = payload_size(frame)
@@ -422,10 +291,7 @@ class EngineConsumer(LeanConsumer):
 
     async def send_frame(self, frame: str | bytes) -> None:
         """Send one WebSocket frame."""
-        if isinstance(frame, bytes):
-            await self.send({"type": "websocket.send", "bytes": frame})
-        else:
-            await self.send({"type": "websocket.send", "text": frame})
+        await self.send(send_event(frame))
 
 
 def payload_size(frame: str | bytes) -> int:

@@ -11,9 +11,6 @@ import logging
 from typing import Any
 
 from .conf import conf
-from .heartbeat import Ticker
-from .server import sio
-from .worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +23,11 @@ def ensure_worker() -> None:
     running = _running.get(loop)
     if running is not None and not running.done():
         return
+    # imported at first use: the engine side loads neither the worker nor the ORM models at import
+    from .heartbeat import Ticker
+    from .server import sio
+    from .worker import Worker
+
     worker = Worker(sio, sio.channel_layer, range(conf.SHARDS), embedded=True)
     ticker = Ticker(sio.channel_layer, stands_by=True)
     _running[loop] = asyncio.gather(worker.run(), ticker.run())

@@ -9,7 +9,8 @@ from django.apps import apps
 from django.urls import path
 
 from .conf import conf
-from .consumers import EngineConsumer, parsed_query
+from .consumers import EngineConsumer
+from .handshake import parsed_query
 from .polling import PollingConsumer, UpgradeConsumer
 
 _new_websocket = EngineConsumer.as_asgi()

@@ -14,12 +14,20 @@ import asyncio
 import logging
 import sys
 import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from .flow import Outbox
 from .reasons import DisconnectReason
 
-if TYPE_CHECKING:
-    from .consumers import EngineConsumer
+
+class Session(Protocol):
+    """A consumer serving a session (:class:`sioless.consumers.EngineConsumer`), as shutdown sees it."""
+
+    outbox: Outbox | None
+
+    async def end(self, reason: DisconnectReason) -> None:
+        """Stop serving the session and tell the worker why."""
+
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +35,11 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 5.0
 
 #: The sessions this process serves.
-live: weakref.WeakSet[EngineConsumer] = weakref.WeakSet()
+live: weakref.WeakSet[Session] = weakref.WeakSet()
 _hooked = False
 
 
-def serving(consumer: EngineConsumer) -> None:
+def serving(consumer: Session) -> None:
     """Note a consumer that serves a session, and hook the server's shutdown once."""
     global _hooked
     live.add(consumer)

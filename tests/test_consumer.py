@@ -16,9 +16,10 @@ from channels.testing import HttpCommunicator, WebsocketCommunicator
 from pytest_django.fixtures import Settings
 
 from sioless import messages
-from sioless.consumers import PROTOCOL_ERROR, EngineConsumer
+from sioless.consumers import EngineConsumer
 from sioless.names import HEARTBEAT_GROUP, worker_channel
 from sioless.polling import PollingConsumer
+from sioless.transport import PROTOCOL_ERROR
 
 WORKER = worker_channel(0)
 

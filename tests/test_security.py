@@ -18,8 +18,9 @@ from channels.testing import WebsocketCommunicator
 from pytest_django.fixtures import Settings
 
 from sioless import messages, sids
-from sioless.consumers import PROTOCOL_ERROR, EngineConsumer
+from sioless.consumers import EngineConsumer
 from sioless.polling import cors_headers
+from sioless.transport import PROTOCOL_ERROR
 from tests.clients import Poller, Recorder, raw_engine, sio_client
 from tests.conftest import Topology, sql
 from tests.processes import ROOT

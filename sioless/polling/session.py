@@ -1,0 +1,230 @@
+"""The engine side of a long-polling session: an engine consumer whose transport is its HTTP
+requests (and, after the upgrade, the WebSocket that relays it), run in the process that took
+the handshake."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.exceptions import ChannelFull
+
+from .. import messages
+from ..conf import conf
+from ..consumers import EngineConsumer
+from ..protocol import engineio
+from ..protocol.engineio import Frame, HandshakeError, PacketType
+from ..reasons import DisconnectReason
+from ..sids import polling_sid
+from ..transport import MESSAGE_TOO_BIG, PROTOCOL_ERROR, receive_event, received_frame
+
+logger = logging.getLogger(__name__)
+
+CLOSE_FRAME = engineio.encode(engineio.Packet(PacketType.CLOSE))
+NOOP_FRAME = engineio.encode(engineio.Packet(PacketType.NOOP))
+
+#: The messages of the session's requests and WebSocket: each names the session by its ``sid``.
+FROM_CLIENT = frozenset(
+    {
+        messages.POLL,
+        messages.POST,
+        messages.CAN_UPGRADE,
+        messages.POLL_GONE,
+        messages.PROBE,
+        messages.UPGRADE,
+        messages.RELAY_GONE,
+    }
+)
+
+#: The polling sessions this process holds, kept from the garbage collector while they run.
+_sessions: set[asyncio.Task[None]] = set()
+
+
+def open_session(scope: dict[str, Any]) -> asyncio.Future[Frame]:
+    """Start a polling session in this process; the future gets its OPEN packet."""
+    opened: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+    session = PolledSession(opened)
+    task = asyncio.create_task(session.run({**scope, "type": "websocket"}))
+    _sessions.add(task)
+    task.add_done_callback(_sessions.discard)
+    return opened
+
+
+class PolledSession(EngineConsumer):
+    """The engine side of one long-polling session, run in the process that took its handshake.
+
+    The ASGI events the consumer would send to a WebSocket become packets kept for the next GET
+    (or, after the upgrade, relayed to the WebSocket); the packets of POSTs come in as the
+    WebSocket's frames would.
+    """
+
+    transport = "polling"
+    upgrades = ["websocket"]
+
+    def __init__(self, opened: asyncio.Future[Frame]) -> None:
+        super().__init__()
+        self.opened = opened
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        #: Frames for the client that wait for its next GET.
+        self.for_next_get: list[Frame] = []
+        self.waiting_get: str | None = None
+        self.relay: str | None = None
+        #: A WebSocket probed the upgrade: GETs are released with a NOOP until it upgrades or goes.
+        self.probed = False
+        self.ended = False
+
+    async def run(self, scope: dict[str, Any]) -> None:
+        """Serve the session until it ends."""
+        self.events.put_nowait({"type": "websocket.connect"})
+        try:
+            await self(scope, self.events.get, self.transport_send)
+        finally:
+            if not self.opened.done():
+                self.opened.cancel()
+
+    def new_sid(self) -> str:
+        return polling_sid(self.channel_name)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Dispatch a message; one from a client's request or WebSocket only if it names this session."""
+        if message["type"] in FROM_CLIENT and message["sid"] != self.eio_sid:
+            return
+        await super().dispatch(message)
+
+    async def transport_send(self, event: dict[str, Any]) -> None:
+        """Take an ASGI WebSocket event the consumer sends, as the transport the session has now."""
+        if event["type"] == "websocket.send":
+            frame = received_frame(event)
+            if not self.opened.done():
+                self.opened.set_result(frame)
+            else:
+                await self.deliver([frame])
+        elif event["type"] == "websocket.close":
+            await self.closed(event.get("code", 1000))
+
+    async def closed(self, code: int) -> None:
+        """The session ended: as Node does, a waiting GET gets a CLOSE packet (a NOOP if the client
+        closed), what was kept for a GET is dropped, and every request from now on gets "Session ID unknown"
+        at once, until no request would wait for an answer any more."""
+        self.ended = True
+        if self.relay is not None:
+            await self.tell(self.relay, {"type": messages.RELAY_CLOSE, "code": code})
+        elif self.waiting_get is not None:
+            client_closed = self.ended_by is DisconnectReason.TRANSPORT_CLOSE
+            await self.reply(self.waiting_get, frames=[NOOP_FRAME if client_closed else CLOSE_FRAME])
+            self.waiting_get = None
+        self.for_next_get = []
+        asyncio.get_running_loop().call_later(conf.PING_INTERVAL + conf.PING_TIMEOUT, self.stop)
+
+    def stop(self) -> None:
+        """End the consumer, as a WebSocket's disconnect would."""
+        self.events.put_nowait({"type": "websocket.disconnect"})
+
+    async def deliver(self, frames: list[Frame]) -> None:
+        """Send frames to the client: to the WebSocket after an upgrade, else to the next GET."""
+        if self.relay is not None:
+            await self.tell(self.relay, {"type": messages.RELAY_FRAMES, "frames": frames})
+            return
+        self.for_next_get.extend(frames)
+        await self.answer_get()
+
+    async def answer_get(self) -> None:
+        """Give the waiting GET the frames kept for it, if both are there."""
+        if self.waiting_get is None or not self.for_next_get:
+            return
+        frames, self.for_next_get = self.for_next_get, []
+        await self.reply(self.waiting_get, frames=frames)
+        self.waiting_get = None
+
+    async def reply(self, request: str, **answer: Any) -> None:
+        await self.tell(request, {"type": messages.REPLY, **answer})
+
+    async def tell(self, channel: str, message: dict[str, Any]) -> None:
+        """Send to a request or WebSocket; one that cannot take it is given up on."""
+        try:
+            await self.channel_layer.send(channel, message)
+        except ChannelFull:
+            logger.warning("session %s: channel %s is full, message dropped", self.eio_sid, channel)
+
+    async def sioless_poll(self, message: dict[str, Any]) -> None:
+        """A GET for packets: answered when there are some. A second GET while one waits is a
+        protocol violation that closes the session; after the upgrade, GETs are refused."""
+        if self.ended:
+            await self.reply(message["reply"], error=HandshakeError.UNKNOWN_SID)
+            return
+        if self.relay is not None or self.waiting_get is not None:
+            await self.reply(message["reply"], error=HandshakeError.BAD_REQUEST)
+            if self.relay is None:
+                await self.close(DisconnectReason.TRANSPORT_ERROR, PROTOCOL_ERROR)
+            return
+        self.waiting_get = message["reply"]
+        if self.probed and not self.for_next_get:
+            await self.release_get()  # as Node's 100 ms check after the probe does
+        await self.answer_get()
+
+    async def sioless_post(self, message: dict[str, Any]) -> None:
+        """Packets from the client (a POST, or the WebSocket after the upgrade)."""
+        if self.ended:
+            if message.get("reply"):
+                await self.reply(message["reply"], error=HandshakeError.UNKNOWN_SID)
+            return
+        if message.get("error"):
+            code = MESSAGE_TOO_BIG if message["error"] == DisconnectReason.TRANSPORT_ERROR else PROTOCOL_ERROR
+            await self.close(DisconnectReason(message["error"]), code)
+            return
+        for frame in message.get("frames", []):
+            await self.websocket_receive(receive_event(frame))
+        if message.get("reply"):
+            if self.ended_by is DisconnectReason.TRANSPORT_ERROR:  # past its bound: closed
+                await self.reply(message["reply"], error=HandshakeError.BAD_REQUEST)
+            else:
+                await self.reply(message["reply"], ok=True)
+
+    async def sioless_can_upgrade(self, message: dict[str, Any]) -> None:
+        """A WebSocket asks whether it may take the session over: not once upgraded, nor once ended."""
+        if self.ended or self.relay is not None:
+            await self.reply(message["reply"], error=HandshakeError.BAD_REQUEST)
+        else:
+            await self.reply(message["reply"], ok=True)
+
+    def client_present(self) -> bool:
+        """A polling client is there while a GET of it waits (or its WebSocket is relayed)."""
+        return self.relay is not None or self.waiting_get is not None
+
+    async def sioless_poll_gone(self, message: dict[str, Any]) -> None:
+        """The waiting GET's client went away before its answer."""
+        if message["reply"] == self.waiting_get:
+            self.waiting_get = None
+
+    async def sioless_probe(self, message: dict[str, Any]) -> None:
+        """The client probes a WebSocket: release its waiting GET (and any that comes before the
+        upgrade) with a NOOP, so that it can pause polling. No NOOP is written for later: it
+        would reach the WebSocket after the upgrade."""
+        if self.relay is None:
+            self.probed = True
+            await self.release_get()
+
+    async def release_get(self) -> None:
+        """Answer the waiting GET, if one waits, with a NOOP."""
+        if self.waiting_get is not None:
+            await self.reply(self.waiting_get, frames=[NOOP_FRAME])
+            self.waiting_get = None
+
+    async def sioless_upgrade(self, message: dict[str, Any]) -> None:
+        """The client moved to the WebSocket: send everything there from now on."""
+        if self.relay is not None:
+            return
+        await self.release_get()
+        self.relay = message["relay"]
+        frames, self.for_next_get = self.for_next_get, []
+        if frames:
+            await self.deliver(frames)
+
+    async def sioless_relay_gone(self, message: dict[str, Any]) -> None:
+        """The WebSocket the session had upgraded to closed (the session ends with it), or one
+        that probed went before upgrading (polling goes on as before the probe)."""
+        if message["relay"] == self.relay:
+            await self.websocket_disconnect({})
+        elif self.relay is None:
+            self.probed = False
