@@ -14,7 +14,7 @@ BENCH_CLIENTS := bench/js/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo demo-production test lint bench bench-idle
+.PHONY: demo demo-production test test-fast test-e2e lint bench bench-idle
 
 demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
@@ -23,8 +23,16 @@ demo: $(INSTALLED) $(DEMO_CLIENT)
 demo-production: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python -m demo_project.production --port $(PORT)
 
-test: lint $(NODE_CLIENTS) $(DEMO_CLIENT) $(BENCH_CLIENTS) $(CHROMIUM)
-	$(BIN)/pytest
+# The whole suite: lint, the fast tier (with its coverage floor), then the end-to-end tier.
+test: test-fast test-e2e
+
+# No server process: the worker, consumers and layers in the test's own process (about a minute).
+test-fast: lint
+	SIOLESS_TEST_TIER=fast $(BIN)/pytest -m "not e2e" --cov=sioless --cov-report=term:skip-covered --cov-fail-under=80
+
+# Real daphne, workers, qcluster, Redis, PostgreSQL, Node clients and Chromium.
+test-e2e: $(INSTALLED) $(NODE_CLIENTS) $(DEMO_CLIENT) $(BENCH_CLIENTS) $(CHROMIUM)
+	$(BIN)/pytest -m e2e
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

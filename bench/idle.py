@@ -26,7 +26,7 @@ import psycopg
 import redis
 
 from bench.measure import bench_database, cpu_seconds, named, process_tree, rss_bytes
-from tests.processes import ROOT, Process, daphne, django_env, qcluster, worker
+from tests.support.processes import ROOT, Process, daphne, django_env, qcluster, worker
 
 DATABASE = f"sioless_bench_{uuid.uuid4().hex[:8]}"
 IDLE_CLIENT = ROOT / "bench" / "js" / "idle.mjs"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.processes import ROOT
+from tests.support.processes import ROOT
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")

@@ -41,7 +41,7 @@ import redis
 
 from bench.measure import bench_database, cpu_seconds, named, process_tree, rss_bytes
 from demo_project.production import DAPHNE, free_port
-from tests.processes import ROOT, Process, daphne, django_env, qcluster, runserver, worker
+from tests.support.processes import ROOT, Process, daphne, django_env, qcluster, runserver, worker
 
 LOAD_CLIENT = ROOT / "bench" / "js" / "load.mjs"
 RESULTS = ROOT / "bench" / "RESULTS.md"

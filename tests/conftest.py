@@ -1,119 +1,50 @@
-"""Fixtures that start the real topologies: production (daphne x2, workers, Redis,
-PostgreSQL) and development (runserver, one process)."""
+"""Fixtures: the real topologies (production: daphne x2, workers, Redis, PostgreSQL; development:
+runserver, one process) for the end-to-end tier, and the server in the test's own process for the
+fast tier. Helpers live in :mod:`tests.support`."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import sqlite3
+import os
 import subprocess
-import sys
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from unittest import mock
 
-import psycopg
 import pytest
 from django.db import connection
+from pytest_django.fixtures import Settings
 
-from tests.processes import Process, daphne, django_env, qcluster, round_robin_proxy, runserver, worker
+from sioless.worker import Worker
+from tests.support.inprocess import served
+from tests.support.processes import daphne, django_env, qcluster, round_robin_proxy, runserver, worker
+from tests.support.topologies import Topology
 
-#: Fixtures that start real servers.
+#: Fixtures that start real servers: a test that uses one is of the end-to-end tier.
 TOPOLOGIES = {"production", "development", "topology", "hibernating", "beating"}
 
 
+#: Set by ``make test-fast``: the fast tier, which starts no process.
+FAST_TIER = os.environ.get("SIOLESS_TEST_TIER") == "fast"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests of real servers need the test database created (pytest-django makes it only for
-    ``django_db`` tests); plain ``django_db``, so no flush wipes what the servers hold."""
+    """Tests of real servers are of the end-to-end tier (``e2e``), and need the test database
+    created (pytest-django makes it only for ``django_db`` tests); plain ``django_db``, so no flush
+    wipes what the servers hold."""
     for item in items:
         if TOPOLOGIES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
             item.add_marker(pytest.mark.django_db)
 
 
-def admin_sql(statement: str) -> None:
-    """Run a statement on the server's maintenance database (CREATE or DROP DATABASE)."""
-    with psycopg.connect(host="127.0.0.1", user=connection.settings_dict["USER"], dbname="postgres") as admin:
-        admin.autocommit = True
-        admin.execute(statement)
-
-
-def sql(database: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """The rows a query returns from a database the servers use (outside the test's transaction)."""
-    with psycopg.connect(host="127.0.0.1", user=connection.settings_dict["USER"], dbname=database) as db:
-        return db.execute(statement, params).fetchall()
-
-
-def topology_sql(topology: Topology, statement: str) -> list[tuple[Any, ...]]:
-    """The rows a query returns from the database of a topology: PostgreSQL, or development's SQLite."""
-    if topology.database:
-        return sql(topology.database, statement)
-    with contextlib.closing(sqlite3.connect(topology.env["SIOLESS_TEST_SQLITE"])) as db:
-        return db.execute(statement).fetchall()
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    """Poll state outside this process until ``condition()`` holds; TimeoutError after ``timeout`` s."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 (the state is in other processes: nothing to await)
-            await asyncio.sleep(0.1)
-
-
-@contextlib.contextmanager
-def own_database(suffix: str) -> Iterator[str]:
-    """A migrated database of its own, for servers that must not see the other tests' state."""
-    name = f"{connection.settings_dict['NAME']}_{suffix}"
-    admin_sql(f'DROP DATABASE IF EXISTS "{name}"')
-    admin_sql(f'CREATE DATABASE "{name}"')
-    try:
-        env = django_env("tests.settings", SIOLESS_TEST_DB_NAME=name)
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True, timeout=120)
-        yield name
-    finally:
-        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@dataclass
-class Topology:
-    """Running processes, the URLs clients use, and the environment and database they run with."""
-
-    urls: list[str]
-    processes: dict[str, Process] = field(default_factory=dict)
-    #: A URL whose requests go to every server in turn (the one server, in development).
-    balancer: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-    database: str = ""
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            process.stop()
-
-
-@contextlib.contextmanager
-def topology_of_its_own(name: str, **settings: str) -> Iterator[Topology]:
-    """The production topology on a database and channel-layer keys of its own, with ``settings``
-    (``SIOLESS_TEST_*`` environment variables): a worker for both shards, two daphne processes,
-    a qcluster, and the balancer, whose URL comes last in ``urls``."""
-    with own_database(name) as database:
-        env = django_env(
-            "tests.settings",
-            SIOLESS_TEST_DB_NAME=database,
-            SIOLESS_TEST_LAYER_PREFIX=f"siotest-{name}-{uuid.uuid4().hex[:8]}",
-            **settings,
-        )
-        topology = Topology(urls=[], env=env, database=database)
-        try:
-            topology.processes["worker"] = worker(f"{name}-worker", env, 0, 1)
-            for server in (f"{name}-daphne-a", f"{name}-daphne-b"):
-                process, url = daphne(server, env)
-                topology.processes[server] = process
-                topology.urls.append(url)
-            topology.processes["proxy"], topology.balancer = round_robin_proxy(f"{name}-proxy", *topology.urls)
-            topology.urls.append(topology.balancer)
-            topology.processes["qcluster"] = qcluster(f"{name}-qcluster", env)
-            yield topology
-        finally:
-            topology.stop()
+@pytest.fixture(scope="session", autouse=True)
+def no_process_in_the_fast_tier() -> Iterator[None]:
+    """In the fast tier, starting a process fails the test: one that needs a server is ``e2e``."""
+    if not FAST_TIER:
+        yield
+        return
+    refusal = RuntimeError("the fast tier starts no process: mark the test e2e")
+    with mock.patch.object(subprocess.Popen, "__init__", side_effect=refusal):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +76,18 @@ def development(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         yield topology
     finally:
         topology.stop()
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    """Settings of the in-process server: one shard, sioless' in-memory layer, no embedded worker."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "sioless.layers.InMemoryChannelLayer"}}
+    settings.SIOLESS = {**settings.SIOLESS, "SHARDS": 1, "EMBEDDED_WORKER": False}
+    return settings
+
+
+@pytest.fixture
+async def in_process_worker(fast_settings: Settings, transactional_db: None) -> AsyncIterator[Worker]:
+    """A worker serving every shard in the test's process, with the test project's handlers."""
+    async with served() as running:
+        yield running

@@ -15,9 +15,10 @@ from channels.db import database_sync_to_async
 from django.db import connections
 
 from sioless import AckTimeout, SocketGone, sio
-from tests.clients import Recorder, sio_client
-from tests.conftest import Topology
-from tests.test_e2e_python import refusal
+from tests.support.clients import Recorder, refusal, sio_client
+from tests.support.topologies import Topology
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(params=["production", "development"])

@@ -8,6 +8,8 @@ import redis
 
 from bench.run import SERVERS, run_phase
 
+pytestmark = pytest.mark.e2e
+
 FLOORS = ["daphne floor (bare ASGI app)", "Channels floor (stock consumer and layer)"]
 
 

@@ -16,9 +16,11 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from tests.clients import Poller, RawEngine, raw_engine
-from tests.conftest import Topology, topology_of_its_own
-from tests.processes import development_server, reference_server
+from tests.support.clients import Poller, RawEngine, raw_engine
+from tests.support.processes import development_server, reference_server
+from tests.support.topologies import Topology, topology_of_its_own
+
+pytestmark = pytest.mark.e2e
 
 PING_INTERVAL = 1.0
 PING_TIMEOUT = 3.0

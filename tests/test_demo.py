@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients import sio_client
-from tests.conftest import admin_sql
-from tests.processes import (
+from tests.support.clients import sio_client
+from tests.support.database import admin_sql
+from tests.support.processes import (
     ARTIFACTS,
     DEMO_BROWSER,
     ROOT,
@@ -28,6 +28,8 @@ from tests.processes import (
     run_node_script,
     runserver,
 )
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import inspect
 
 import sioless
 from sioless import RemoteSocket, Server, Socket
-from tests.processes import ROOT
+from tests.support.processes import ROOT
 
 
 def api_reference() -> str:

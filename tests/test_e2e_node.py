@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Topology
-from tests.processes import run_node
+from tests.support.processes import run_node
+from tests.support.topologies import Topology
+
+pytestmark = pytest.mark.e2e
 
 ODD_ROOM = "other/room,with:odd chars ✓"
 

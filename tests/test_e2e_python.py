@@ -10,8 +10,10 @@ import pytest
 import socketio
 
 from sioless import sio
-from tests.clients import Recorder, raw_engine, sio_client
-from tests.conftest import Topology
+from tests.support.clients import Recorder, raw_engine, refusal, sio_client
+from tests.support.topologies import Topology
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(params=["production", "development"])
@@ -34,16 +36,6 @@ async def test_events_acks_binary_and_a_custom_namespace(topology: Topology, tra
         assert await client.call("ask_me", 2, timeout=5) == {"answer": 82}
     finally:
         await client.disconnect()
-
-
-async def refusal(url: str, **connect: object) -> object:
-    """What a refused python-socketio client's ``connect_error`` handler receives."""
-    client = socketio.AsyncClient(reconnection=False)
-    errors: asyncio.Queue[object] = asyncio.Queue()
-    client.on("connect_error", lambda namespace, data: errors.put_nowait(data), namespace="*")
-    with pytest.raises(socketio.exceptions.ConnectionError, match="failed to connect"):
-        await client.connect(url, transports=["websocket"], wait_timeout=5, **connect)  # type: ignore[arg-type]
-    return await asyncio.wait_for(errors.get(), 5)
 
 
 async def test_refusal_and_unknown_namespace(topology: Topology) -> None:

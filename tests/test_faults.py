@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
-import os
 import shutil
 import signal
 import subprocess
@@ -24,16 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import psycopg
 import pytest
-import redis
 import socketio
 
 from demo_project.production import free_port
 from sioless.layers import RedisChannelLayer
-from tests.clients import Recorder
-from tests.conftest import Topology, topology_of_its_own, wait_until
-from tests.processes import ROOT, Process, daphne, django_env, qcluster, round_robin_proxy, run_node, worker
+from tests.support.clients import Recorder
+from tests.support.processes import ROOT, daphne, django_env, qcluster, round_robin_proxy, run_node, worker
+from tests.support.services import PostgresCluster, RedisServer
+from tests.support.topologies import Topology, topology_of_its_own
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
 
 PING_INTERVAL = 2.0
 PING_TIMEOUT = 15.0
@@ -45,62 +45,6 @@ CLIENTS = 8
 #: Seconds within which a session whose client went elsewhere is closed: its pings go unanswered.
 GHOSTS_GONE_WITHIN = CLIENT_PATIENCE + 2 * PING_INTERVAL + 5
 ROOM = "faults"
-PG_BIN = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
-
-
-@dataclass
-class RedisServer:
-    """A redis-server of the test's own, started and killed by PID."""
-
-    port: int = field(default_factory=free_port)
-    process: Process | None = None
-    #: More arguments of redis-server (``--replicaof``, or a Sentinel's configuration file and ``--sentinel``).
-    options: list[str] = field(default_factory=list)
-
-    def start(self) -> None:
-        command = ["redis-server", *self.options, "--port", str(self.port), "--bind", "127.0.0.1"]
-        if "--sentinel" not in self.options:  # no files; a replica's sync file out of the checkout
-            command += ["--save", "", "--appendonly", "no", "--dir", tempfile.gettempdir()]
-            command += ["--dbfilename", f"sioless-faults-{self.port}.rdb"]
-        self.process = Process(f"faults-redis-{self.port}", command, dict(os.environ))
-        self.process.wait_for_port(self.port)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill(signal.SIGKILL)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port)
-
-
-@dataclass
-class PostgresCluster:
-    """A PostgreSQL cluster of the test's own (initdb, pg_ctl), run as the postgres user."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-
-    def run(self, *command: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, timeout=60, capture_output=True)
-
-    def create(self) -> None:
-        self.directory.mkdir(parents=True)
-        subprocess.run(["chown", "postgres", str(self.directory)], check=True)
-        self.run(str(PG_BIN / "initdb"), "-D", str(self.directory / "data"), "-A", "trust", "-U", "postgres")
-        self.start()
-        self.run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "faults")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
-        log = str(self.directory / "server.log")
-        self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-o", options, "-l", log, "-w", "start")
-
-    def stop(self) -> None:
-        self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
-
-    def rows(self, statement: str) -> list[tuple[Any, ...]]:
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="faults") as db:
-            return db.execute(statement).fetchall()
 
 
 @dataclass

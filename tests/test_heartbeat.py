@@ -18,9 +18,13 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.clients import Poller, RawEngine, Recorder, gone, sio_client, watcher
-from tests.conftest import Topology, sql, topology_of_its_own, wait_until
-from tests.processes import qcluster, run_node
+from tests.support.clients import Poller, RawEngine, Recorder, gone, sio_client, watcher
+from tests.support.database import sql
+from tests.support.processes import qcluster, run_node
+from tests.support.topologies import Topology, topology_of_its_own
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
 
 PING_INTERVAL = 2.0
 PING_TIMEOUT = 5.0

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -21,9 +20,14 @@ from django.db import connection
 
 from sioless.names import process_of, shard_of
 from sioless.timing import SHARD_SWEEP_INTERVAL, SYNC_GRACE
-from tests.clients import sio_client
-from tests.conftest import Topology, own_database, sql, topology_of_its_own, wait_until
-from tests.processes import NODE_SCENARIOS, daphne, django_env, worker
+from tests.support.clients import sio_client
+from tests.support.database import sql
+from tests.support.disruptions import kill_and_restart, kill_with_standby, rolling_deploy, stop_and_restart
+from tests.support.processes import NODE_SCENARIOS, daphne, django_env, worker
+from tests.support.topologies import Topology, own_database, topology_of_its_own
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
 
 NODE_CLIENTS = 30
 PYTHON_CLIENTS = 20
@@ -107,52 +111,6 @@ async def test_a_revived_session_whose_consumer_never_answers_is_closed(django_d
 
 
 SESSIONS = "SELECT sid FROM sioless_enginesession"
-
-
-def start_worker_b(topology: Topology, *, standby: bool) -> None:
-    """The second worker, for both shards; its log is named after the first's."""
-    name = topology.processes["worker-a"].name.removesuffix("-a") + "-b"
-    topology.processes["worker-b"] = worker(name, topology.env, 0, 1, standby=standby)
-
-
-def kill_and_restart(topology: Topology) -> float:
-    """kill -9 the worker; start a new one a moment later."""
-    topology.processes["worker-a"].kill(signal.SIGKILL)
-    gone_at = time.time()
-    time.sleep(2)
-    start_worker_b(topology, standby=False)
-    return gone_at
-
-
-def stop_and_restart(topology: Topology) -> float:
-    """SIGTERM the worker (a graceful stop, no standby); start a new one a moment later."""
-    topology.processes["worker-a"].stop(timeout=40)
-    gone_at = time.time()
-    assert "stopped" in topology.processes["worker-a"].log(), "the worker did not stop gracefully"
-    time.sleep(2)
-    start_worker_b(topology, standby=False)
-    return gone_at
-
-
-def rolling_deploy(topology: Topology) -> float:
-    """Start the new worker as a standby, then stop the old one gracefully (SIGTERM)."""
-    start_worker_b(topology, standby=True)
-    time.sleep(1)
-    topology.processes["worker-a"].stop(timeout=40)
-    gone_at = time.time()
-    assert "stopped" in topology.processes["worker-a"].log(), "the old worker did not stop gracefully"
-    topology.processes["worker-b"].wait_for_log("serving shard 1")
-    return gone_at
-
-
-def kill_with_standby(topology: Topology) -> float:
-    """kill -9 the serving worker while a standby waits: it takes over when the lease runs out."""
-    start_worker_b(topology, standby=True)
-    time.sleep(1)
-    topology.processes["worker-a"].kill(signal.SIGKILL)
-    gone_at = time.time()
-    topology.processes["worker-b"].wait_for_log("serving shard 1")
-    return gone_at
 
 
 class PythonClient:

@@ -9,8 +9,10 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.clients import RawEngine, raw_engine, sio_client
-from tests.conftest import Topology
+from tests.support.clients import RawEngine, raw_engine, sio_client
+from tests.support.topologies import Topology
+
+pytestmark = pytest.mark.e2e
 
 PROTOCOL_ERROR = 4002
 MESSAGE_TOO_BIG = 4009

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
 import socketio
 
 from sioless.names import shard_of
-from tests.clients import sio_client
-from tests.conftest import Topology
+from tests.support.clients import sio_client
+from tests.support.topologies import Topology
+
+pytestmark = pytest.mark.e2e
 
 IDLE_SECONDS = 15
 

@@ -25,10 +25,14 @@ import pytest
 import redis
 import socketio
 
-from tests.clients import Poller, RawEngine, Recorder, gone, sio_client, watcher
-from tests.conftest import Topology, topology_sql, wait_until
-from tests.processes import ARTIFACTS, daphne, django_env, runserver
 from tests.settings import LAYER_PREFIX
+from tests.support.clients import Poller, RawEngine, Recorder, gone, sio_client, watcher
+from tests.support.database import topology_sql
+from tests.support.processes import ARTIFACTS, daphne, django_env, runserver
+from tests.support.topologies import Topology
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
 
 POLICY_VIOLATION = 4008
 ABNORMAL_CLOSURE = 1006

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from tests.clients import Poller, RawEngine, sio_client
-from tests.conftest import Topology
+from tests.support.clients import Poller, RawEngine, sio_client
+from tests.support.topologies import Topology
+
+pytestmark = pytest.mark.e2e
 
 SEED = 20261201
 CONNECTIONS = 100

@@ -7,7 +7,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.processes import ROOT
+import pytest
+
+from tests.support.processes import ROOT
+
+pytestmark = pytest.mark.e2e
 
 
 def test_the_wheel_ships_py_typed_the_migrations_and_a_postgres_extra(tmp_path: Path) -> None:

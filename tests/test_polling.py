@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from tests.clients import Poller
-from tests.conftest import Topology
+from tests.support.clients import Poller
+from tests.support.topologies import Topology
+
+pytestmark = pytest.mark.e2e
 
 ALLOWED_ORIGIN = "http://allowed.example"  # tests/settings.py
 

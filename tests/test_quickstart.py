@@ -11,8 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from demo_project.production import free_port
-from tests.processes import ROOT, Process
+from tests.support.processes import ROOT, Process
+
+pytestmark = pytest.mark.e2e
 
 #: A block of the Quickstart: the comment saying what to do with it, then the fenced code.
 BLOCK = re.compile(r"<!-- quickstart: (?P<action>\w+) ?(?P<target>\S*) -->\n```\w+\n(?P<code>.*?)```", re.DOTALL)

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.clients import RawEngine, gone, raw_engine, watcher
-from tests.conftest import Topology, topology_of_its_own
-from tests.processes import (
+from tests.support.clients import RawEngine, gone, raw_engine, watcher
+from tests.support.processes import (
     NodeClient,
     development_server,
     django_env,
@@ -26,6 +25,9 @@ from tests.processes import (
     runserver,
     worker,
 )
+from tests.support.topologies import Topology, topology_of_its_own
+
+pytestmark = pytest.mark.e2e
 
 RECOVERY = {"SIOLESS_TEST_RECOVERY": "1"}
 
@@ -41,7 +43,7 @@ def recovering(django_db_setup: None) -> Iterator[Topology]:
 def with_cutter(topology: Topology) -> Topology:
     """Add a cutting balancer to ``topology`` (its URL: ``topology.balancer``)."""
     cutter, topology.balancer = round_robin_proxy(
-        f"{topology.database}-cutter", *topology.urls[:2], module="tests.cutting_balancer"
+        f"{topology.database}-cutter", *topology.urls[:2], module="tests.support.cutting_balancer"
     )
     topology.processes["cutter"] = cutter
     return topology

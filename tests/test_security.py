@@ -21,9 +21,10 @@ from sioless import messages, sids
 from sioless.consumers import EngineConsumer
 from sioless.polling import cors_headers
 from sioless.transport import PROTOCOL_ERROR
-from tests.clients import Poller, Recorder, raw_engine, sio_client
-from tests.conftest import Topology, sql
-from tests.processes import ROOT
+from tests.support.clients import Poller, Recorder, raw_engine, sio_client
+from tests.support.database import sql
+from tests.support.processes import ROOT
+from tests.support.topologies import Topology
 
 EVIL = "https://evil.example"
 ALLOWED = "http://allowed.example"  # tests/settings.py
@@ -269,6 +270,7 @@ async def test_an_unfinished_binary_packet_is_not_held_forever(production: Topol
         assert time.monotonic() - started < 3.0 + 3.0 + 2.0  # BINARY_TIMEOUT + one sweep + slack
 
 
+@pytest.mark.e2e
 def test_the_production_demo_refuses_to_start_without_a_secret_key() -> None:
     env = {key: value for key, value in os.environ.items() if key != "SIOLESS_DEMO_SECRET_KEY"}
     env["DJANGO_SETTINGS_MODULE"] = "demo_project.settings_production"

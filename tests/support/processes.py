@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from demo_project.production import DAPHNE, free_port, port_open
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 NODE_SCENARIOS = ROOT / "tests" / "js" / "scenarios.mjs"
 RECOVERING_CLIENT = ROOT / "tests" / "js" / "recovering_client.mjs"
@@ -148,7 +148,7 @@ def qcluster(name: str, env: dict[str, str]) -> Process:
 
 def round_robin_proxy(name: str, *backends: str, module: str = "demo_project.balancer") -> tuple[Process, str]:
     """demo_project.balancer: each HTTP request and WebSocket to the next of ``backends`` (skipping
-    dead ones); its URL. ``module="tests.cutting_balancer"``: one that resets every connection it
+    dead ones); its URL. ``module="tests.support.cutting_balancer"``: one that resets every connection it
     carries on SIGUSR1."""
     port = free_port()
     ports = [url.rsplit(":", 1)[1] for url in backends]

@@ -2,7 +2,7 @@
 would: on SIGUSR1 both ends of each are reset, with no WebSocket or Engine.IO close, and the
 connections that come in the next second too (a polling client between two requests).
 
-Usage: python -m tests.cutting_balancer <listen port> <backend port> [<backend port> ...]
+Usage: python -m tests.support.cutting_balancer <listen port> <backend port> [<backend port> ...]
 """
 
 from __future__ import annotations

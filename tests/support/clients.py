@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
+import pytest
 import socketio
 
 from sioless.protocol.engineio import decode_payload, encode_payload
@@ -178,3 +179,13 @@ def gone(recorder: Recorder) -> list[dict[str, Any]]:
     while not recorder.empty("gone"):
         seen.append(recorder.seen["gone"].get_nowait())
     return seen
+
+
+async def refusal(url: str, **connect: object) -> object:
+    """What a refused python-socketio client's ``connect_error`` handler receives."""
+    client = socketio.AsyncClient(reconnection=False)
+    errors: asyncio.Queue[object] = asyncio.Queue()
+    client.on("connect_error", lambda namespace, data: errors.put_nowait(data), namespace="*")
+    with pytest.raises(socketio.exceptions.ConnectionError, match="failed to connect"):
+        await client.connect(url, transports=["websocket"], wait_timeout=5, **connect)  # type: ignore[arg-type]
+    return await asyncio.wait_for(errors.get(), 5)

@@ -1,0 +1,1 @@
+"""Helpers the tests share: clients, processes and topologies, in-process servers, databases, waits."""

@@ -1,0 +1,105 @@
+"""Long-polling and its upgrade in this process: the request consumer carrying GETs and POSTs to the
+session's consumer through the in-memory layer, the upgrading WebSocket relaying both ways, and the
+worker behind them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from channels.testing import HttpCommunicator, WebsocketCommunicator
+
+from sioless.polling import PollingConsumer, UpgradeConsumer
+from sioless.protocol.engineio import decode_payload
+from sioless.worker import Worker
+
+PATH = "/socket.io/?EIO=4&transport=polling"
+
+
+async def request(method: str, query: str = "", body: bytes = b"") -> tuple[int, bytes]:
+    """One polling request; its status and body."""
+    communicator = HttpCommunicator(PollingConsumer.as_asgi(), method, f"{PATH}{query}", body=body)
+    response = await communicator.get_response(timeout=10)
+    return response["status"], response["body"]
+
+
+async def handshake() -> str:
+    """A new polling session's sid."""
+    status, body = await request("GET")
+    assert status == 200 and body.startswith(b"0"), body
+    opened: dict[str, Any] = json.loads(body[1:])
+    assert opened["upgrades"] == ["websocket"]
+    return str(opened["sid"])
+
+
+async def poll(sid: str) -> list[Any]:
+    """The frames of the next GET."""
+    status, body = await request("GET", f"&sid={sid}")
+    assert status == 200, body
+    return decode_payload(body.decode())
+
+
+async def post(sid: str, payload: str) -> tuple[int, bytes]:
+    return await request("POST", f"&sid={sid}", payload.encode())
+
+
+async def test_a_polling_client_connects_and_gets_its_acks(in_process_worker: Worker) -> None:
+    sid = await handshake()
+    assert await post(sid, "40") == (200, b"ok")
+    (connect,) = await poll(sid)
+    assert connect.startswith("40{")
+    assert await post(sid, '421["echo","polled"]\x1e422["echo_sync",2]') == (200, b"ok")
+    frames: list[Any] = []
+    while len(frames) < 2:
+        frames += await poll(sid)
+    assert sorted(frames) == ['431["polled"]', "432[2]"]
+
+
+async def test_requests_for_unknown_malformed_or_oversized_sessions_are_refused(in_process_worker: Worker) -> None:
+    assert (await request("GET", "&sid=nonsense"))[0] == 400
+    assert (await request("PUT"))[0] == 400
+    sid = await handshake()
+    assert (await post(sid, "not a packet"))[0] == 400  # and the session closes
+    assert (await request("GET", f"&sid={sid}"))[0] == 400
+    sid = await handshake()
+    assert (await post(sid, "4" + "x" * 200_000))[0] == 413
+
+
+async def test_a_second_get_while_one_waits_closes_the_session(in_process_worker: Worker) -> None:
+    sid = await handshake()
+    waiting = asyncio.ensure_future(request("GET", f"&sid={sid}"))
+    await asyncio.sleep(0.2)
+    assert (await request("GET", f"&sid={sid}"))[0] == 400
+    status, body = await waiting
+    assert (status, body) == (200, b"1")  # the CLOSE packet
+
+
+async def test_an_upgrade_moves_the_session_to_the_websocket(in_process_worker: Worker) -> None:
+    sid = await handshake()
+    await post(sid, "40")
+    await poll(sid)
+    websocket = WebsocketCommunicator(UpgradeConsumer.as_asgi(), f"/socket.io/?EIO=4&transport=websocket&sid={sid}")
+    assert (await websocket.connect(timeout=5))[0]
+    waiting = asyncio.ensure_future(poll(sid))
+    await websocket.send_to(text_data="2probe")
+    assert await websocket.receive_from(5) == "3probe"
+    assert await waiting == ["6"]  # the waiting GET released with a NOOP
+    await websocket.send_to(text_data="5")
+    await websocket.send_to(text_data='421["echo","upgraded"]')
+    assert await websocket.receive_from(5) == '431["upgraded"]'
+    assert (await request("GET", f"&sid={sid}"))[0] == 400  # polling is over
+    refused = WebsocketCommunicator(UpgradeConsumer.as_asgi(), f"/socket.io/?EIO=4&transport=websocket&sid={sid}")
+    assert not (await refused.connect(timeout=5))[0]  # an upgraded session takes no second WebSocket
+    await websocket.disconnect()
+
+
+@pytest.mark.parametrize("first", ["3probe", "garbage"])
+async def test_an_upgrade_that_does_not_probe_first_is_closed(in_process_worker: Worker, first: str) -> None:
+    sid = await handshake()
+    websocket = WebsocketCommunicator(UpgradeConsumer.as_asgi(), f"/socket.io/?EIO=4&transport=websocket&sid={sid}")
+    assert (await websocket.connect(timeout=5))[0]
+    await websocket.send_to(text_data=first)
+    assert (await websocket.receive_output(5))["type"] == "websocket.close"
+    await websocket.disconnect()

@@ -1,0 +1,127 @@
+"""The worker's state over time, in this process: revived by a new worker, recovered by a client
+that comes back (connection state recovery), handed over, expired; sweeps of overdue sessions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from pytest_django.fixtures import Settings
+
+from sioless.models import SuspendedSocket
+from sioless.store import in_store_thread
+from sioless.worker import Worker
+from tests.support.inprocess import EngineClient, served
+
+
+@pytest.fixture
+def recovery_settings(fast_settings: Settings) -> Settings:
+    fast_settings.SIOLESS = {
+        **fast_settings.SIOLESS,
+        "CONNECTION_STATE_RECOVERY": True,
+        "CONNECT_TIMEOUT": 2.0,  # sweeps every half second
+        "BINARY_TIMEOUT": 0.5,
+    }
+    return fast_settings
+
+
+@pytest.fixture
+async def recovering_worker(recovery_settings: Settings, transactional_db: None) -> AsyncIterator[Worker]:
+    async with served() as running:
+        yield running
+
+
+async def news_offset(client: EngineClient, n: int) -> str:
+    """The packet-log offset a broadcast ``news`` event ``n`` came with (its last argument)."""
+    event = await client.receive_json("2")
+    assert event[:2] == ["news", {"n": n}], event
+    return str(event[2])
+
+
+async def test_a_lost_socket_is_recovered_with_what_it_missed(recovering_worker: Worker) -> None:
+    lost = await EngineClient.open()
+    connected = await lost.connect("/", {"watch": True})
+    assert set(connected) == {"sid", "pid"}
+    sender = await EngineClient.open()
+    await sender.connect()
+    assert await sender.call("broadcast", "watchers", {"n": 1}) == ["sent"]
+    offset = await news_offset(lost, 1)
+    await lost.disconnect()
+    assert await sender.call("broadcast", "watchers", {"n": 2}, ack_id=2) == ["sent"]
+    back = await EngineClient.open()
+    await back.send(f'0{{"pid":"{connected["pid"]}","offset":"{offset}"}}')
+    assert (await back.receive_json("0"))["sid"] == connected["sid"]
+    assert await news_offset(back, 2)
+    assert await back.call("echo", "same socket") == ["same socket"]
+    await back.disconnect()
+    await sender.disconnect()
+
+
+async def test_a_made_up_or_unknown_pid_connects_afresh(recovering_worker: Worker) -> None:
+    client = await EngineClient.open()
+    await client.send('0{"pid":"no-such-pid","offset":"0-0"}')
+    answer = await client.receive_json("0")
+    assert set(answer) == {"sid", "pid"} and answer["pid"] != "no-such-pid"
+    await client.send('0/custom,{"pid":"p","offset":"not an offset","token":"secret"}')
+    assert "sid" in await client.receive_json("0/custom,")
+    await client.disconnect()
+
+
+async def test_a_pid_whose_connection_is_alive_is_not_taken_over(recovering_worker: Worker) -> None:
+    live = await EngineClient.open()
+    connected = await live.connect()
+    sender = await EngineClient.open()
+    await sender.connect()
+    await sender.call("broadcast", live.sids["/"], {"n": 1})
+    offset = await news_offset(live, 1)
+    thief = await EngineClient.open()
+    await thief.send(f'0{{"pid":"{connected["pid"]}","offset":"{offset}"}}')
+    assert (await thief.receive_json("0", timeout=10))["sid"] != connected["sid"]  # its client answered the probe
+    assert await live.call("echo", "still mine") == ["still mine"]
+    for client in (live, sender, thief):
+        await client.disconnect()
+
+
+async def test_a_suspended_socket_not_recovered_in_time_expires(
+    recovery_settings: Settings, transactional_db: None
+) -> None:
+    recovery_settings.SIOLESS = {**recovery_settings.SIOLESS, "MAX_DISCONNECTION_DURATION": 0.3}
+    async with served():
+        watcher = await EngineClient.open()
+        await watcher.connect("/", {"watch": True})
+        lost = await EngineClient.open()
+        await lost.connect()
+        await lost.disconnect()
+        gone = await watcher.receive_json("2", timeout=10)
+        assert gone[:2] == ["gone", {"sid": lost.sids["/"], "reason": "transport close"}]
+        assert await in_store_thread(lambda: SuspendedSocket.objects.count()) == 0
+        await watcher.disconnect()
+
+
+async def test_an_incomplete_binary_packet_closes_its_session(recovering_worker: Worker) -> None:
+    client = await EngineClient.open()
+    await client.connect()
+    await client.send('51-["echo",{"_placeholder":true,"num":0}]')
+    assert await client.closed() == 4002
+
+
+async def test_a_new_worker_revives_sessions_sockets_rooms_and_data(
+    fast_settings: Settings, transactional_db: None
+) -> None:
+    async with served():
+        client = await EngineClient.open()
+        sid = (await client.connect())["sid"]
+        await client.call("join", "kept")
+        await client.call("set_data", "colour", "green", ack_id=2)
+    async with served():  # the clients stay connected meanwhile
+        assert await client.call("get_data", ack_id=3) == [{"colour": "green"}]
+        assert (await client.call("whoami", ack_id=4))[0]["sid"] == sid
+        other = await EngineClient.open()
+        await other.connect()
+        await other.call("broadcast", "kept", {"n": 1})
+        assert (await client.receive_json("2"))[:2] == ["news", {"n": 1}]
+        assert client.sids["/"] == sid
+        await other.disconnect()
+        await client.disconnect()
+        await asyncio.sleep(0.1)
