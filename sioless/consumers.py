@@ -68,7 +68,7 @@ class EngineConsumer(LeanConsumer):
         self.closing = True
         self.ended_by: DisconnectReason | None = None
         #: While a socket is recovered: the broadcasts of its namespace's packet log held, by log.
-        self.holding: dict[str, HeldBroadcasts] = {}
+        self.holding: dict[str, _HeldBroadcasts] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve the connection; however it ends (a crash, the server's shutdown), the worker is told."""
@@ -205,7 +205,7 @@ class EngineConsumer(LeanConsumer):
         self.groups.difference_update(message["discard"])
         self.groups.update(message["add"])
         if log := message.get("hold"):
-            self.holding[log] = HeldBroadcasts(log, time.monotonic())
+            self.holding[log] = _HeldBroadcasts(log, time.monotonic())
 
     async def sioless_command(self, message: dict[str, Any]) -> None:
         """A command for one of this client's sockets, taken once (through the first of its target
@@ -302,7 +302,7 @@ def payload_size(frame: str | bytes) -> int:
 
 
 @dataclass
-class HeldBroadcasts:
+class _HeldBroadcasts:
     """The broadcasts of a namespace's packet log that reach a connection while one of its sockets
     is recovered: sent after the events the socket missed, less those among them."""
 

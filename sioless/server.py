@@ -29,7 +29,7 @@ CALL_RECHECK = 1.0
 Rooms = Union[str, "Socket", Iterable[Union[str, "Socket"]], None]
 
 
-def room_names(rooms: Rooms) -> list[str]:
+def _room_names(rooms: Rooms) -> list[str]:
     """Flatten ``rooms`` to room names; a socket stands for the room named by its sid."""
     if rooms is None:
         return []
@@ -40,13 +40,13 @@ def room_names(rooms: Rooms) -> list[str]:
         return [sid]
     names: list[str] = []
     for room in rooms:  # type: ignore[union-attr]
-        names.extend(room_names(room))
+        names.extend(_room_names(room))
     return names
 
 
-def target_groups(namespace: str, to: Rooms) -> list[str]:
+def _target_groups(namespace: str, to: Rooms) -> list[str]:
     """The groups of the rooms in ``to``; the namespace's group when ``to`` is empty."""
-    return [room_group(namespace, room_name(room)) for room in room_names(to)] or [namespace_group(namespace)]
+    return [room_group(namespace, room_name(room)) for room in _room_names(to)] or [namespace_group(namespace)]
 
 
 class Server(Registry):
@@ -72,8 +72,8 @@ class Server(Registry):
         are not JSON (NaN, infinity, ...).
         """
         frames = socketio.encode_event(namespace, event, list(args), encoder=conf.JSON_ENCODER)
-        targets = target_groups(namespace, to)
-        skipped = [room_group(namespace, room) for room in room_names(skip)]
+        targets = _target_groups(namespace, to)
+        skipped = [room_group(namespace, room) for room in _room_names(skip)]
         layer = self.channel_layer
         async with recovery.logged(layer, namespace, frames, targets, skipped) as (sent, offset):
             # tuples: a layer that copies a message for each member of a group can share them
@@ -122,7 +122,7 @@ class Server(Registry):
         made to join or leave rooms, or disconnected (Node's ``RemoteSocket``)."""
         from . import store
 
-        stored = await database_sync_to_async(store.fetch_sockets)(namespace, room_names(to))
+        stored = await database_sync_to_async(store.fetch_sockets)(namespace, _room_names(to))
         return [RemoteSocket.of(socket, self) for socket in stored]
 
     async def acall(
@@ -176,12 +176,12 @@ class Server(Registry):
         """The sids of the sockets in ``to``, as the database has them now."""
         from . import store
 
-        return await database_sync_to_async(store.socket_sids)(namespace, room_names(to))
+        return await database_sync_to_async(store.socket_sids)(namespace, _room_names(to))
 
     async def _command(self, op: str, namespace: str, to: Rooms, **fields: Any) -> None:
         """Send a command to the sockets in ``to`` (each once); each one's worker carries it out
         in order."""
-        targets = target_groups(namespace, to)
+        targets = _target_groups(namespace, to)
         message = {"type": messages.COMMAND, "op": op, "namespace": namespace, "targets": targets, **fields}
         for via, group in enumerate(targets):
             await self.channel_layer.group_send(group, {**message, "via": via})

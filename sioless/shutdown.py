@@ -55,12 +55,12 @@ def _hook_twisted_shutdown() -> None:
     from twisted.internet.defer import Deferred
 
     def before_shutdown() -> Deferred[None]:
-        return Deferred.fromFuture(asyncio.ensure_future(end_all(DisconnectReason.SERVER_SHUTTING_DOWN)))
+        return Deferred.fromFuture(asyncio.ensure_future(_end_all(DisconnectReason.SERVER_SHUTTING_DOWN)))
 
     reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
 
 
-async def end_all(reason: DisconnectReason) -> None:
+async def _end_all(reason: DisconnectReason) -> None:
     """End every session this process serves, and wait until their workers know (bounded)."""
     consumers = list(live)
     logger.info("sioless: the server stops, %d sessions end", len(consumers))

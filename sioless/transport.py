@@ -71,7 +71,7 @@ class LeanConsumer(AsyncConsumer):
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.base_send = send
-        self.frame_send = past_session_wrappers(send)
+        self.frame_send = _past_session_wrappers(send)
         dispatching = asyncio.Lock()
         layer_reader = None
         if self.channel_layer is not None:
@@ -116,7 +116,7 @@ class LeanConsumer(AsyncConsumer):
             logger.debug("dropped a %s: the client is gone", message["type"])
 
 
-def past_session_wrappers(send: Callable[[dict[str, Any]], Awaitable[None]]) -> Any:
+def _past_session_wrappers(send: Callable[[dict[str, Any]], Awaitable[None]]) -> Any:
     """The ASGI ``send`` a consumer's WebSocket frames go to: past Channels' session middleware,
     which saves the session only with an HTTP response yet reads it at every send (``modified``,
     ``is_empty()``: a twentieth of daphne's CPU a broadcast delivery). A wrapper that would save

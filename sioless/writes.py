@@ -70,7 +70,7 @@ class OrderedWrites:
                     self.backlog.extend(writes)
                 else:
                     try:
-                        await in_store_thread(write_all, writes)
+                        await in_store_thread(_write_all, writes)
                     except Exception as exc:
                         self.keep(writes, exc)
                 for _, written in batch:
@@ -114,14 +114,14 @@ class OrderedWrites:
         return not self.backlog
 
 
-def write_all(writes: list[Write]) -> None:
+def _write_all(writes: list[Write]) -> None:
     """Make writes in one transaction (in the store's thread)."""
     with transaction.atomic():
-        for function, args in merged(writes):
+        for function, args in _merged(writes):
             function(*args)
 
 
-def merged(writes: list[Write]) -> list[Write]:
+def _merged(writes: list[Write]) -> list[Write]:
     """The writes, each run of calls of a function of ``MERGED`` made one call (their arguments joined)."""
     calls: list[Write] = []
     for function, args in writes:

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 #: Types whose values cannot change: messages and their copies share them.
-UNCHANGEABLE = frozenset({str, bytes, int, float, bool, type(None)})
+_UNCHANGEABLE = frozenset({str, bytes, int, float, bool, type(None)})
 
 
-def unchangeable(value: Any) -> bool:
+def _unchangeable(value: Any) -> bool:
     """Whether nothing in ``value`` can change: a string, bytes, a number, None, or a tuple of them."""
     kind = type(value)
-    return kind in UNCHANGEABLE or (kind is tuple and all(map(unchangeable, value)))
+    return kind in _UNCHANGEABLE or (kind is tuple and all(map(_unchangeable, value)))
 
 
 def copied(value: Any) -> Any:
@@ -25,7 +25,7 @@ def copied(value: Any) -> Any:
         return {key: copied(item) for key, item in value.items()}
     if kind is list:
         return [copied(item) for item in value]
-    if kind is tuple and not unchangeable(value):
+    if kind is tuple and not _unchangeable(value):
         return tuple([copied(item) for item in value])
     return value
 
@@ -33,6 +33,6 @@ def copied(value: Any) -> Any:
 def copier(message: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     """What copies ``message`` for each member of a group: ``dict.copy`` when none of its values
     can change (a broadcast's frames and groups are tuples), else :func:`copied`."""
-    if all(map(unchangeable, message.values())):
+    if all(map(_unchangeable, message.values())):
         return message.copy
     return functools.partial(copied, message)

@@ -124,7 +124,7 @@ return grouped
 
 
 @functools.cache
-def script_sha(script: str) -> str:
+def _script_sha(script: str) -> str:
     """The SHA Redis knows a Lua script by."""
     return hashlib.sha1(script.encode()).hexdigest()
 
@@ -132,6 +132,6 @@ def script_sha(script: str) -> str:
 async def run_script(connection: Any, script: str, keys: list[str] | list[bytes], *arguments: Any) -> Any:
     """Run a Lua script by its SHA; the first time since Redis started, Redis learns it."""
     try:
-        return await connection.evalsha(script_sha(script), len(keys), *keys, *arguments)
+        return await connection.evalsha(_script_sha(script), len(keys), *keys, *arguments)
     except NoScriptError:
         return await connection.eval(script, len(keys), *keys, *arguments)

@@ -54,7 +54,7 @@ class Connector:
         if handlers is None or refusal is not None:
             await self.refuse(conn, packet.namespace, refusal or "Invalid namespace")
             return None
-        auth, pid, offset = recovery_request(packet.data or {})
+        auth, pid, offset = _recovery_request(packet.data or {})
         socket = Socket(self.life, conn, secrets.token_urlsafe(15), packet.namespace, auth, handlers)
         socket.sent_before_connect = []
         conn.sockets[packet.namespace] = socket
@@ -137,7 +137,7 @@ class Connector:
         await self.life.send_frames(conn, frames, release=release, groups=groups)
 
 
-def recovery_request(auth: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:
+def _recovery_request(auth: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:
     """The CONNECT payload without what connection state recovery reads, the ``pid`` and
     ``offset`` a client recovering a socket sends (None unless recovery is on and both are there)."""
     if not conf.CONNECTION_STATE_RECOVERY:

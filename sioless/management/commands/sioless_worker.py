@@ -32,7 +32,7 @@ class Command(BaseCommand):
         bad = [shard for shard in shards if not 0 <= shard < conf.SHARDS]
         if bad:
             raise CommandError(f"shards {bad} out of range: SIOLESS['SHARDS'] is {conf.SHARDS}")
-        say_what_it_does()
+        _say_what_it_does()
         asyncio.run(self.serve(Worker(sio, sio.channel_layer, sorted(set(shards)))))
 
     async def serve(self, worker: Worker) -> None:
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         await worker.run()
 
 
-def say_what_it_does() -> None:
+def _say_what_it_does() -> None:
     """Print the worker's own log lines (which shards it serves or stands by for, its revivals)
     when the project's LOGGING does not place sioless' logs anywhere."""
     sioless_logger = logging.getLogger("sioless")
