@@ -41,7 +41,6 @@ from .expiry import Expiry
 from .handlers import Tasks
 from .intake import Intake
 from .lifecycle import Lifecycle
-from .outbound import Outbound
 from .recovering import Recovering
 from .shards import ShardRunner
 from .upkeep import Upkeep
@@ -63,7 +62,7 @@ class Worker:
         self.connections = Connections()
         self.writes = OrderedWrites()
         self.tasks = Tasks()
-        self.life = Lifecycle(self.connections, Outbound(layer, self.connections), self.writes, self.tasks)
+        self.life = Lifecycle(self.connections, layer, self.writes, self.tasks)
         expiry = Expiry(namespaces, self.life)
         connector = Connector(namespaces, self.life, self.writes)
         self.intake = Intake(

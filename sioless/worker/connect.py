@@ -83,12 +83,12 @@ class Connector:
         socket.sent_before_connect = None  # nothing it sent reaches the client
         await self.life.remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=socket.recovered)
         refused = Packet(PacketType.CONNECT_ERROR, socket.namespace, refusal.body())
-        await self.life.send_frames(conn, socketio.encode(refused), release=release)
+        await self.life.outbound.frames(conn, socketio.encode(refused), release=release)
 
     async def refuse(self, conn: Connection, namespace: str, message: str) -> None:
         """Send CONNECT_ERROR for a namespace no socket was made for."""
         refused = Packet(PacketType.CONNECT_ERROR, namespace, {"message": message})
-        await self.life.send_frames(conn, socketio.encode(refused))
+        await self.life.outbound.frames(conn, socketio.encode(refused))
 
     async def _connect_steps(self, conn: Connection, socket: Socket) -> ConnectionRefused | None:
         """Run the middlewares, then the connect handler, until one refuses; its refusal."""
@@ -134,7 +134,7 @@ class Connector:
         frames = [*socketio.encode(Packet(PacketType.CONNECT, socket.namespace, connected)), *replay, *held]
         # Only with CONNECT does the consumer take the socket's broadcasts: they follow it, as what it sent does.
         groups = groups_of(socket) if release is None else None
-        await self.life.send_frames(conn, frames, release=release, groups=groups)
+        await self.life.outbound.frames(conn, frames, release=release, groups=groups)
 
 
 def _recovery_request(auth: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:

@@ -69,7 +69,7 @@ class Events:
             except PayloadError:
                 logger.exception("%s returned an ack that cannot be sent", _about(handler, event, socket))
                 return
-            await self.life.send_frames(connection_of(socket), frames, handled=1)
+            await self.life.outbound.frames(connection_of(socket), frames, handled=1)
 
     async def save_data(self, socket: Socket) -> None:
         """Save ``socket.data`` if a handler changed it; one write at a time, the latest data wins."""

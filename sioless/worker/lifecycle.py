@@ -28,9 +28,9 @@ logger = logging.getLogger(__name__)
 class Lifecycle:
     """Joins, leaves, disconnects and closes, each written to the database and told to the consumer."""
 
-    def __init__(self, connections: Connections, outbound: Outbound, writes: OrderedWrites, tasks: Tasks) -> None:
+    def __init__(self, connections: Connections, layer: BaseChannelLayer, writes: OrderedWrites, tasks: Tasks) -> None:
         self.connections = connections
-        self.outbound = outbound
+        self.outbound = Outbound(layer, connections, drop=self._drop)
         self.writes = writes
         self.tasks = tasks
 
@@ -44,20 +44,11 @@ class Lifecycle:
         if socket.sent_before_connect is not None:
             socket.sent_before_connect.extend(frames)
         else:
-            await self.send_frames(connection_of(socket), frames)
+            await self.outbound.frames(connection_of(socket), frames)
 
-    async def send_frames(
-        self,
-        conn: Connection,
-        frames: list[Frame],
-        *,
-        handled: int = 0,
-        release: list[str] | None = None,
-        groups: list[str] | None = None,
-    ) -> None:
-        """:meth:`Outbound.frames`; a client that cannot take them is dropped."""
-        if not await self.outbound.frames(conn, frames, handled=handled, release=release, groups=groups):
-            await self.close(conn, DisconnectReason.TRANSPORT_ERROR, tell_client=False)
+    async def _drop(self, conn: Connection) -> None:
+        """Close a connection whose client cannot take what it is sent (its channel is full)."""
+        await self.close(conn, DisconnectReason.TRANSPORT_ERROR, tell_client=False)
 
     def run_callback(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run an ack callback in the background."""
@@ -83,7 +74,7 @@ class Lifecycle:
         """End ``socket`` from the server side."""
         conn = connection_of(socket)
         if conn.sockets.get(socket.namespace) is socket:
-            await self.send_frames(conn, socketio.encode(Packet(PacketType.DISCONNECT, socket.namespace)))
+            await self.outbound.frames(conn, socketio.encode(Packet(PacketType.DISCONNECT, socket.namespace)))
             await self.remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=True)
 
     async def close(self, conn: Connection, reason: DisconnectReason, *, tell_client: bool) -> None:

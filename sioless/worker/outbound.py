@@ -4,6 +4,7 @@ consumers and other workers, group changes. No other part of the worker sends.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.exceptions import ChannelFull
@@ -21,11 +22,15 @@ logger = logging.getLogger(__name__)
 
 
 class Outbound:
-    """Sends to consumers and groups through ``layer``."""
+    """Sends to consumers and groups through ``layer``; a connection whose client cannot take its
+    frames is given to ``drop``."""
 
-    def __init__(self, layer: BaseChannelLayer, connections: Connections) -> None:
+    def __init__(
+        self, layer: BaseChannelLayer, connections: Connections, drop: Callable[[Connection], Awaitable[None]]
+    ) -> None:
         self.layer = layer
         self.connections = connections
+        self._drop = drop
 
     async def send(self, channel: str, message: dict[str, Any]) -> bool:
         """Send a message; False when the channel is full (its client is to be dropped)."""
@@ -44,20 +49,21 @@ class Outbound:
         handled: int = 0,
         release: list[str] | None = None,
         groups: list[str] | None = None,
-    ) -> bool:
+    ) -> None:
         """Send Socket.IO frames to one client, with how far its own frames are handled (counting
         ``handled`` more that are done), the ``groups`` whose broadcasts its consumer takes from
         now on, and the broadcasts held for a recovery to ``release`` after them. A closed
-        connection is sent nothing; False when the client cannot take them."""
+        connection is sent nothing; one whose client cannot take them is dropped."""
         if not self.connections.serves(conn):
-            return True
+            return
         conn.credited = max(conn.credited, conn.handled + handled)
         message: dict[str, Any] = {"type": messages.FRAMES, "frames": frames, "handled": conn.credited}
         if release is not None:
             message["release"] = release
         if groups is not None:
             message["groups"] = groups
-        return await self.send(conn.reply, message)
+        if not await self.send(conn.reply, message):
+            await self._drop(conn)
 
     async def credit(self, conn: Connection) -> None:
         """Tell the consumer how far its client's frames are handled."""
