@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
+from .conf import conf
+
 if TYPE_CHECKING:
     _TextField = models.TextField[Any, Any]
 else:
@@ -44,14 +46,30 @@ class NameField(_TextField):
         return unescape(value) if value is not None else None
 
 
+def json_text(value: Any) -> str:
+    """``value`` as :class:`JSONTextField` stores it: encoded by the project's ``JSON_ENCODER``, as
+    it would be on the wire; TypeError or ValueError for what it cannot encode."""
+    return json.dumps(value, separators=(",", ":"), cls=conf.JSON_ENCODER)
+
+
+def unstorable(value: Any) -> str | None:
+    """Why :class:`JSONTextField` cannot store ``value`` (None when it can)."""
+    try:
+        json_text(value)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 class JSONTextField(_TextField):
-    """JSON kept as ASCII text, so any string inside it is stored."""
+    """JSON kept as ASCII text, so any string inside it is stored; encoded as the wire encodes it
+    (a ``datetime`` is stored as the string a client receives)."""
 
     _pyi_private_set_type: Any  # what django-stubs' mypy plugin reads as the value type
     _pyi_private_get_type: Any
 
     def get_prep_value(self, value: Any) -> Any:
-        return json.dumps(value, separators=(",", ":"))
+        return json_text(value)
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:
         return json.loads(value) if value is not None else None

@@ -25,3 +25,6 @@ SYNC_GRACE = 15.0
 PROBE_GRACE = 2.0
 #: Seconds a recovery waits for the worker of that session to answer (it may be restarting).
 HAND_OVER_WAIT = PROBE_GRACE + 3.0
+#: Seconds a worker about to serve a shard waits for the database to take its earlier changes
+#: (it revives the shard from there); past it, it tries again later.
+WRITES_CATCH_UP = 30.0

@@ -160,6 +160,20 @@ async def set_data(socket: Socket, key: str, value: Any) -> None:
     socket.data[key] = value
 
 
+@sio.on("store_now")
+async def store_now(socket: Socket) -> None:
+    """What the wire encodes (DjangoJSONEncoder) and plain ``json`` does not: a datetime."""
+    from django.utils import timezone
+
+    socket.data["at"] = timezone.now()
+
+
+@sio.on("store_unstorable")
+async def store_unstorable(socket: Socket) -> None:
+    """What no encoder takes: the change is not saved, and nothing else stops."""
+    socket.data["unstorable"] = object()
+
+
 @sio.on("get_data")
 def get_data(socket: Socket) -> dict[str, Any]:
     """Sync, so it answers after the sync handlers of earlier events."""

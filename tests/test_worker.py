@@ -177,6 +177,30 @@ async def test_data_a_handler_sets_is_saved(client: EngineClient) -> None:
     assert row == {"colour": "blue"}
 
 
+async def test_data_the_wire_encodes_is_stored_as_sent(client: EngineClient) -> None:
+    sid = (await client.connect())["sid"]
+    await client.call("store_now")
+    await client.call("join", "after", ack_id=2)  # a state change after it: written in order
+    stored = await in_store_thread(lambda: NamespaceSocket.objects.get(sid=sid).data)
+    assert stored["at"].endswith("Z") or "+" in stored["at"]  # DjangoJSONEncoder's ISO string
+
+
+async def test_data_that_cannot_be_stored_is_not_saved_and_stalls_nothing(
+    client: EngineClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    sid = (await client.connect())["sid"]
+    await client.call("store_unstorable")
+    assert "tests.handlers.store_unstorable of event 'store_unstorable'" in caplog.text
+    await client.call("join", "after", ack_id=2)
+    rooms = await in_store_thread(
+        lambda: list(RoomMembership.objects.filter(socket_id=sid).values_list("room", flat=True))
+    )
+    assert rooms == ["after"]
+    other = await another_client()  # connects are written too
+    await other.disconnect()
+    assert await client.call("echo", "alive", ack_id=3) == ["alive"]
+
+
 # Rooms and broadcasts ---------------------------------------------------------------
 
 

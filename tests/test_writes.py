@@ -96,3 +96,41 @@ async def test_sockets_saved_meanwhile_take_an_insert_a_table() -> None:
     assert inserts == [Handled._meta.db_table, *tables, Handled._meta.db_table]
     counts = await in_store_thread(lambda: [model.objects.count() for model in SAVED])
     assert counts == [3, 3, 3]
+
+
+def unstorable(n: int) -> None:
+    """A write that can never succeed (as a value no encoder takes)."""
+    raise TypeError(f"write {n} cannot be stored")
+
+
+async def test_a_write_that_can_never_succeed_is_dropped_and_the_others_made() -> None:
+    ordered = OrderedWrites()
+    await asyncio.gather(ordered.write(record, 0), ordered.write(unstorable, 1), ordered.write(record, 2))
+    await ordered.write(record, 3)
+    assert await ordered.caught_up(5)
+    assert not ordered.backlog
+    assert [n for n, _ in await in_store_thread(written)] == [0, 2, 3]
+
+
+async def test_an_outage_longer_than_the_backlog_loses_changes_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(writes, "MAX_BACKLOG", 3)
+    monkeypatch.setattr(writes, "RETRY_FIRST", 0.05)
+    database_away = True
+
+    def refused_while_away(n: int) -> None:
+        if database_away:
+            raise OperationalError("the database went away")
+        record(n)
+
+    ordered = OrderedWrites()
+    await ordered.write(refused_while_away, 0)
+    for n in range(1, 6):
+        await ordered.write(refused_while_away, n)
+    assert len(ordered.backlog) == 3 and ordered.lost == 3
+    assert "backlog of 3 state changes is full" in caplog.text
+    database_away = False
+    assert await ordered.caught_up(10)
+    assert [n for n, _ in await in_store_thread(written)] == [0, 1, 2]
+    assert "lost 3 state changes" in caplog.text

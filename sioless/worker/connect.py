@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from .. import recovery, store
 from ..conf import conf
 from ..exceptions import ConnectionRefused
+from ..fields import unstorable
 from ..names import namespace_group, room_group
 from ..namespaces import Registry
 from ..protocol import socketio
@@ -77,6 +78,9 @@ class Connector:
         refusal = await self._connect_steps(conn, socket)
         if conn.sockets.get(socket.namespace) is not socket:
             return  # the connection closed while the handler ran
+        if refusal is None and (why := unstorable(dict(socket.data))) is not None:
+            logger.error("a connect step of %s stored in socket.data what cannot be saved (%s)", socket.namespace, why)
+            refusal = ConnectionRefused("Internal server error")
         if refusal is None:
             await self._accept(conn, socket, replay or [], release)
             return

@@ -10,6 +10,7 @@ from typing import Any
 from .. import store
 from ..conf import conf
 from ..exceptions import PayloadError, ProtocolError
+from ..fields import unstorable
 from ..namespaces import CATCH_ALL, LIFECYCLE_EVENTS
 from ..protocol import socketio
 from ..protocol.socketio import Packet, PacketType
@@ -61,7 +62,7 @@ class Events:
             logger.exception("%s raised", _about(handler, event, socket))
             return
         finally:
-            await self.save_data(socket)
+            await self.save_data(socket, _about(handler, event, socket))
         if ack_id is not None and socket.connected:
             ack_args = [] if result is None else list(result) if isinstance(result, tuple) else [result]
             try:
@@ -71,15 +72,21 @@ class Events:
                 return
             await self.life.outbound.frames(connection_of(socket), frames, handled=1)
 
-    async def save_data(self, socket: Socket) -> None:
-        """Save ``socket.data`` if a handler changed it; one write at a time, the latest data wins."""
+    async def save_data(self, socket: Socket, about: str) -> None:
+        """Save ``socket.data`` if a handler (``about``, for the log) changed it; one write at a
+        time, the latest data wins. Data the database cannot store is not saved: the error says
+        which handler stored it."""
         if socket.saving:
             return  # the save under way writes this change too
         socket.saving = True
         try:
             while socket.data.dirty and socket.persisted:
                 socket.data.dirty = False
-                await self.writes.write(store.save_data, socket.sid, dict(socket.data))
+                data = dict(socket.data)
+                if (why := unstorable(data)) is not None:
+                    logger.error("%s stored in socket.data what cannot be saved (%s): not saved", about, why)
+                    return
+                await self.writes.write(store.save_data, socket.sid, data)
         finally:
             socket.saving = False
 

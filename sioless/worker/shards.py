@@ -19,7 +19,7 @@ from ..layers import TAKE_BATCH, receive_batch
 from ..names import worker_channel
 from ..receipts import Receipts
 from ..store import in_store_thread
-from ..timing import LEASE_POLL, LEASE_RENEW, LEASE_TTL, STOP_GRACE
+from ..timing import LEASE_POLL, LEASE_RENEW, LEASE_TTL, STOP_GRACE, WRITES_CATCH_UP
 from ..writes import OrderedWrites
 from .connections import Connections
 from .handlers import Tasks
@@ -92,7 +92,8 @@ class ShardRunner:
         """Serve a shard whose lease this worker holds, until it stops or fails; whether serving started."""
         started = False
         try:
-            await self.writes.caught_up()  # the database must hold what this worker changed
+            if not await self.writes.caught_up(WRITES_CATCH_UP):  # the database must hold what this worker changed
+                raise RuntimeError(f"{len(self.writes.backlog)} earlier state changes are not written yet")
             await self.upkeep.revive(shard)
             logger.info("sioless worker %s serving shard %s", self.name, shard)
             started = True
