@@ -160,6 +160,8 @@ class EngineConsumer(LeanConsumer):
         if "release" in message:
             log, offset = message["release"]
             await self.release(log, offset)
+        if "drop_held" in message:  # a recovery refused: what it held is not for this client
+            self.holding.pop(message["drop_held"], None)
 
     async def sioless_credit(self, message: dict[str, Any]) -> None:
         """The worker handled the client's frames up to ``handled``, or (revived) asks how many were

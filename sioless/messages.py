@@ -26,7 +26,8 @@ Worker to one consumer (its reply channel)::
 
     sioless.frames    Socket.IO frames for the client; ``frames``, ``handled`` (as below);
                       ``groups``: those of the socket a CONNECT among them connects, whose
-                      broadcasts the consumer takes from then on
+                      broadcasts the consumer takes from then on; ``release`` (below), or
+                      ``drop_held``: the log of a recovery refused, whose held broadcasts go
     sioless.credit    the client frames handled so far, ``handled``; or ``resync``: a revived
                       worker asks how many were sent (``probe``: answered only while the client
                       is there, for a hand-over)

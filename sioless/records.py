@@ -62,6 +62,9 @@ class StoredSocket:
     data: dict[str, Any]
     rooms: frozenset[str]
     handshake: dict[str, Any] = field(default_factory=dict)
+    #: Whether ``auth`` is what the socket connected with: False when the database kept none
+    #: (``KEEP_AUTH`` off) or it cannot be read (``SECRET_KEY`` changed); ``auth`` is ``{}`` then.
+    auth_kept: bool = True
 
 
 @dataclass(frozen=True)

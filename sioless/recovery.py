@@ -54,6 +54,8 @@ RECOVERABLE = frozenset(
 MAX_MISSED = 10_000
 #: What an offset looks like (a Redis stream id; development's log counts the same way).
 OFFSET_SHAPE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+#: The largest part of an offset: a Redis stream id is two unsigned 64-bit numbers.
+MAX_OFFSET_PART = 2**64 - 1
 
 
 def kept_for() -> float:
@@ -121,7 +123,7 @@ class PacketLog(abc.ABC):
     async def recovers(self, namespace: str, offset: str) -> bool:
         """Whether what a socket missed after ``offset`` is known: the log holds it, or it is older
         than the horizon. A made-up offset is not."""
-        if not OFFSET_SHAPE.fullmatch(offset):
+        if not OFFSET_SHAPE.fullmatch(offset) or max(offset_key(offset)) > MAX_OFFSET_PART:
             return False
         return offset_key(offset)[0] < self.horizon() or await self.knows(namespace, offset)
 

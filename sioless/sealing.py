@@ -29,12 +29,16 @@ def seal(auth: Any) -> str | None:
     return _fernet().encrypt(json.dumps(auth, separators=(",", ":")).encode()).decode("ascii")
 
 
+#: What :func:`unseal` gives for a value that holds no readable ``auth``.
+NOT_KEPT = object()
+
+
 def unseal(sealed: Any) -> Any:
-    """The ``auth`` a sealed value holds; ``{}`` when nothing was kept or the key has changed."""
+    """The ``auth`` a sealed value holds; :data:`NOT_KEPT` when nothing was kept or the key has changed."""
     if not isinstance(sealed, str):
-        return {}
+        return NOT_KEPT
     try:
         return json.loads(_fernet().decrypt(sealed.encode("ascii")))
     except (InvalidToken, ValueError):
         logger.warning("a socket's auth cannot be read: SECRET_KEY changed since it was stored")
-        return {}
+        return NOT_KEPT

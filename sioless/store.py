@@ -25,7 +25,7 @@ from .models import (
 )
 from .names import SID_SHAPE, namespace_group, process_of, room_group
 from .records import StoredSession, StoredSocket
-from .sealing import seal, unseal
+from .sealing import NOT_KEPT, seal, unseal
 
 T = TypeVar("T")
 
@@ -210,11 +210,17 @@ def _suspended_socket(row: SuspendedSocket) -> StoredSocket:
         sid=row.sid,
         eio_sid=row.eio_sid,
         namespace=row.namespace,
-        auth=unseal(row.auth),
+        **_auth(row.auth),
         data=row.data,
         rooms=frozenset({row.sid, *row.rooms}),
         handshake=row.handshake,
     )
+
+
+def _auth(sealed: Any) -> dict[str, Any]:
+    """A stored socket's ``auth`` and ``auth_kept``, from what the database keeps."""
+    auth = unseal(sealed)
+    return {"auth": {}, "auth_kept": False} if auth is NOT_KEPT else {"auth": auth, "auth_kept": True}
 
 
 def load_shard(shard: int) -> list[StoredSession]:
@@ -257,7 +263,7 @@ def _stored_socket(socket: NamespaceSocket, session: EngineSession) -> StoredSoc
         sid=socket.sid,
         eio_sid=session.sid,
         namespace=socket.namespace,
-        auth=unseal(socket.auth),
+        **_auth(socket.auth),
         data=socket.data,
         rooms=frozenset({socket.sid, *(membership.room for membership in socket.memberships.all())}),
         handshake=session.handshake,

@@ -278,3 +278,17 @@ async def remind_me(socket: Socket, delay: float, value: Any) -> str:
     _reminders.add(task)
     task.add_done_callback(_reminders.discard)
     return "later"
+
+
+@sio.use(namespace="/slow-guard")
+async def slow_token_required(socket: Socket, auth: dict[str, Any]) -> None:
+    """A middleware that takes its time (``slow``) before it refuses a connection without the token."""
+    if auth.get("slow"):
+        await asyncio.sleep(0.5)
+    if auth.get("token") != "secret":
+        raise ConnectionRefused("token required")
+
+
+@sio.on("connect", namespace="/slow-guard")
+async def slow_guard_connect(socket: Socket, auth: dict[str, Any]) -> None:
+    await socket.ajoin("guarded-room")

@@ -259,6 +259,23 @@ async def test_broadcasts_wait_for_a_recovery_and_those_sent_again_are_dropped(
     assert await communicator.receive_from() == '42["b","11-0"]'  # held no more
 
 
+async def test_a_refused_recovery_drops_what_was_held_for_it(
+    engine: tuple[WebsocketCommunicator, dict[str, Any]],
+) -> None:
+    """A middleware refuses the socket being recovered: the broadcasts held for it (its rooms'
+    since the recovery began) never reach the client."""
+    communicator, _ = engine
+    opened = await to_worker()
+    layer = get_channel_layer()
+    await layer.send(opened["reply"], {"type": messages.GROUPS, "add": ["room"], "discard": [], "hold": "log"})
+    held = {"type": messages.BROADCAST, "targets": ["room"], "skip": [], "via": 0, "log": "log", "offset": "5-0"}
+    await layer.send(opened["reply"], {**held, "frames": ['2["not for a refused client"]']})
+    await layer.send(opened["reply"], {"type": messages.FRAMES, "frames": ['4{"message":"no"}'], "drop_held": "log"})
+    assert await communicator.receive_from() == '44{"message":"no"}'
+    await layer.send(opened["reply"], {**held, "frames": ['2["sent after"]'], "offset": "6-0"})
+    assert await communicator.receive_from() == '42["sent after"]'  # held no more, and the one held is gone
+
+
 async def test_frames_go_past_the_session_middleware(monkeypatch: pytest.MonkeyPatch) -> None:
     """Channels' session wrapper reads the session at every send and saves it only with an HTTP
     response: the accept goes through it, the frames past it."""

@@ -1,11 +1,16 @@
-"""The README's API reference names every public name of sioless, with its sync and async forms."""
+"""The README says what the code does: its API reference names every public name of sioless, with
+its sync and async forms; the figures it quotes from the defaults are the code's."""
 
 from __future__ import annotations
 
 import inspect
+import re
+
+from pytest_django.fixtures import Settings
 
 import sioless
 from sioless import RemoteSocket, Server, Socket
+from sioless.recovery import kept_for
 from tests.support.processes import ROOT
 
 
@@ -39,7 +44,23 @@ def test_every_method_of_the_server_and_of_remote_sockets_is_documented_with_its
 def test_the_socket_table_names_every_method_of_a_socket() -> None:
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("### The socket a handler receives") : readme.index("### From anywhere in Django")]
-    internals = {"acknowledge", "abandon_acks", "acall_encoded", "connected", "persisted", "saving", "held"}
+    internals = {
+        "acknowledge",
+        "abandon_acks",
+        "acall_encoded",
+        "connected",
+        "persisted",
+        "saving",
+        "sent_before_connect",
+    }
     for name in public_methods(Socket) - public_methods(object) - internals:
         if callable(getattr(Socket, name)) and name.startswith("a"):
             assert name in table, f"Socket.{name}"
+
+
+def test_the_packet_log_keeps_events_as_long_as_the_readme_says(settings: Settings) -> None:
+    settings.SIOLESS = {}  # the defaults
+    readme = (ROOT / "README.md").read_text()
+    said = re.search(r"; (\d+) s with\s+the defaults", readme)
+    assert said is not None
+    assert float(said.group(1)) == kept_for()

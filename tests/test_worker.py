@@ -330,3 +330,8 @@ async def test_a_reap_closes_the_sessions_of_a_dead_process(client: EngineClient
 def test_the_worker_command_refuses_shards_out_of_range(fast_settings: Settings) -> None:
     with pytest.raises(CommandError, match="out of range"):
         call_command("sioless_worker", "--shard", "7")
+
+
+async def test_an_event_named_like_the_catch_all_is_an_event_for_it(client: EngineClient) -> None:
+    await client.connect()
+    assert await client.call("*", "disconnect") == [{"caught": "*", "args": ["disconnect"]}]

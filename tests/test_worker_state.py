@@ -4,11 +4,14 @@ that comes back (connection state recovery), handed over, expired; sweeps of ove
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
+from django.contrib.auth import get_user_model
 from pytest_django.fixtures import Settings
 
+from sioless import sio
 from sioless.models import SuspendedSocket
 from sioless.store import in_store_thread
 from sioless.worker import Worker
@@ -125,3 +128,100 @@ async def test_a_new_worker_revives_sessions_sockets_rooms_and_data(
         await other.disconnect()
         await client.disconnect()
         await asyncio.sleep(0.1)
+
+
+# What a recovering client may not do -----------------------------------------------
+
+
+async def lost_socket(
+    namespace: str = "/", auth: dict[str, object] | None = None, user: object = None
+) -> tuple[str, str]:
+    """A socket connected then lost (its client went away): its sid and pid."""
+    lost = await EngineClient.open(user=user)
+    connected = await lost.connect(namespace, auth)
+    await lost.disconnect()
+    await asyncio.sleep(0.2)  # the worker suspends it
+    return connected["sid"], connected["pid"]
+
+
+async def recover(namespace: str, pid: str, user: object = None, **sent: object) -> tuple[EngineClient, str]:
+    """A new connection recovering ``pid`` (offset 0-0: older than the log, all of it missed); the
+    first frame it gets back for the namespace."""
+    client = await EngineClient.open(user=user)
+    prefix = "" if namespace == "/" else f"{namespace},"
+    await client.send(f"0{prefix}{json.dumps({'pid': pid, 'offset': '0-0', **sent})}")
+    frame = await client.receive()
+    assert isinstance(frame, str)
+    return client, frame
+
+
+async def test_a_recovery_never_takes_the_auth_the_client_sends(recovering_worker: Worker) -> None:
+    sid, pid = await lost_socket()  # it sent no auth: the server stored {}
+    client, frame = await recover("/", pid, role="admin", user_id="1")
+    assert json.loads(frame[1:])["sid"] == sid
+    assert (await client.call("handshake"))[0]["auth"] == {}
+    await client.disconnect()
+
+
+async def test_without_a_stored_auth_a_recovery_runs_the_connect_steps(
+    recovery_settings: Settings, transactional_db: None
+) -> None:
+    recovery_settings.SIOLESS = {**recovery_settings.SIOLESS, "KEEP_AUTH": False}
+    async with served():
+        _, pid = await lost_socket("/guarded", {"token": "secret"})
+        client, frame = await recover("/guarded", pid)  # no token now: the middleware refuses
+        assert frame == '4/guarded,{"message":"token required"}'
+        _, pid = await lost_socket("/guarded", {"token": "secret"})
+        client, frame = await recover("/guarded", pid, token="secret")
+        assert frame.startswith("0/guarded,")
+        assert await client.call("steps", namespace="/guarded") == [["token_required", "second_middleware", "connect"]]
+        await client.disconnect()
+
+
+async def test_a_socket_is_recovered_by_its_own_user_only(recovering_worker: Worker) -> None:
+    User = get_user_model()
+    ann = await in_store_thread(lambda: User.objects.create_user("ann"))
+    sid, pid = await lost_socket(user=ann)
+    stranger, frame = await recover("/", pid)  # a tab of the same browser after logout, or a leaked pid
+    assert json.loads(frame[1:])["sid"] != sid
+    owner, frame = await recover("/", pid, user=ann)  # still suspended for its own user
+    assert json.loads(frame[1:])["sid"] == sid
+    await stranger.disconnect()
+    await owner.disconnect()
+
+
+async def test_an_offset_past_what_a_stream_id_holds_recovers_nothing(recovering_worker: Worker) -> None:
+    sid, pid = await lost_socket()
+    client = await EngineClient.open()
+    await client.send(f'0{{"pid":"{pid}","offset":"0-99999999999999999999"}}')
+    assert (await client.receive_json("0"))["sid"] != sid
+    assert await in_store_thread(lambda: SuspendedSocket.objects.filter(sid=sid).exists())
+    await client.disconnect()
+
+
+async def test_two_hand_overs_at_once_take_no_live_connection(recovering_worker: Worker) -> None:
+    live = await EngineClient.open()
+    connected = await live.connect()
+    thieves = [await EngineClient.open() for _ in range(2)]
+    for thief in thieves:
+        await thief.send(f'0{{"pid":"{connected["pid"]}","offset":"0-0"}}')
+    for thief in thieves:
+        assert (await thief.receive_json("0", timeout=10))["sid"] != connected["sid"]
+    assert await live.call("echo", "still mine") == ["still mine"]
+    for client in (live, *thieves):
+        await client.disconnect()
+
+
+async def test_a_refused_recovery_gets_nothing_its_rooms_were_sent_meanwhile(
+    recovery_settings: Settings, transactional_db: None
+) -> None:
+    recovery_settings.SIOLESS = {**recovery_settings.SIOLESS, "RECOVERY_SKIPS_CONNECT_HANDLERS": False}
+    async with served():
+        _, pid = await lost_socket("/slow-guard", {"token": "secret"})
+        client = await EngineClient.open()
+        await client.send(f'0/slow-guard,{{"pid":"{pid}","offset":"0-0","slow":true}}')
+        await asyncio.sleep(0.2)  # the middleware runs: the room's broadcasts are held meanwhile
+        await sio.aemit("news", "not for a refused client", to="guarded-room", namespace="/slow-guard")
+        assert await client.receive_json("4/slow-guard,") == {"message": "token required"}
+        assert await client.nothing_more()
+        await client.disconnect()

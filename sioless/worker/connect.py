@@ -71,11 +71,19 @@ class Connector:
         await self.run_connect(conn, socket)
 
     async def run_connect(
-        self, conn: Connection, socket: Socket, *, replay: list[Frame] | None = None, release: list[str] | None = None
+        self,
+        conn: Connection,
+        socket: Socket,
+        *,
+        steps: bool = True,
+        replay: list[Frame] | None = None,
+        release: list[str] | None = None,
     ) -> None:
-        """Run the middlewares and connect handler (not for a recovered socket, by default), then
-        send CONNECT, what a recovered socket missed (``replay``), and what was sent meanwhile."""
-        refusal = await self._connect_steps(conn, socket)
+        """Run the middlewares and connect handler (unless not ``steps``: a recovered socket), then
+        send CONNECT, what a recovered socket missed (``replay``), and what was sent meanwhile; the
+        broadcasts its consumer holds for a recovery (``release``: the log and the offset replayed
+        up to) follow them, or are dropped with a refusal."""
+        refusal = await self._connect_steps(conn, socket) if steps else None
         if conn.sockets.get(socket.namespace) is not socket:
             return  # the connection closed while the handler ran
         if refusal is None and (why := unstorable(dict(socket.data))) is not None:
@@ -87,7 +95,7 @@ class Connector:
         socket.sent_before_connect = None  # nothing it sent reaches the client
         await self.life.remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=socket.recovered)
         refused = Packet(PacketType.CONNECT_ERROR, socket.namespace, refusal.body())
-        await self.life.outbound.frames(conn, socketio.encode(refused), release=release)
+        await self.life.outbound.frames(conn, socketio.encode(refused), drop_held=release[0] if release else None)
 
     async def refuse(self, conn: Connection, namespace: str, message: str) -> None:
         """Send CONNECT_ERROR for a namespace no socket was made for."""
@@ -96,8 +104,6 @@ class Connector:
 
     async def _connect_steps(self, conn: Connection, socket: Socket) -> ConnectionRefused | None:
         """Run the middlewares, then the connect handler, until one refuses; its refusal."""
-        if socket.recovered and conf.RECOVERY_SKIPS_CONNECT_HANDLERS:
-            return None
         handlers = socket.handlers
         for step in [*handlers.middlewares, handlers.handler("connect")]:
             if step is None:

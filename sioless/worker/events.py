@@ -38,8 +38,8 @@ class Events:
         if event in LIFECYCLE_EVENTS:
             logger.debug("ignoring event %r sent by %s", event, socket.sid)
             return None
-        handler = socket.handlers.handler(event)
-        if handler is None:
+        handler = None if event == CATCH_ALL else socket.handlers.handler(event)
+        if handler is None:  # an event named "*" too: the catch-all's own name is no event
             catch_all = socket.handlers.handler(CATCH_ALL)
             if catch_all is None:
                 logger.debug("no handler for event %r in %s", event, socket.namespace)

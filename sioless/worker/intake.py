@@ -183,6 +183,8 @@ class Intake:
         handler_started.set(on_start)  # this task's own context: call_handler calls it as the handler starts
         try:
             await job
+        except Exception:
+            logger.exception("sioless failed on a packet of session %s", conn.eio_sid)
         finally:
             on_start()  # a job that ran no handler (a connect without a handler)
             await self._frame_done(conn)

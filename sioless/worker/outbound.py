@@ -48,18 +48,22 @@ class Outbound:
         *,
         handled: int = 0,
         release: list[str] | None = None,
+        drop_held: str | None = None,
         groups: list[str] | None = None,
     ) -> None:
         """Send Socket.IO frames to one client, with how far its own frames are handled (counting
         ``handled`` more that are done), the ``groups`` whose broadcasts its consumer takes from
-        now on, and the broadcasts held for a recovery to ``release`` after them. A closed
-        connection is sent nothing; one whose client cannot take them is dropped."""
+        now on, and the broadcasts held for a recovery to ``release`` after them (or to drop: the
+        log of a recovery refused). A closed connection is sent nothing; one whose client cannot
+        take them is dropped."""
         if not self.connections.serves(conn):
             return
         conn.credited = max(conn.credited, conn.handled + handled)
         message: dict[str, Any] = {"type": messages.FRAMES, "frames": frames, "handled": conn.credited}
         if release is not None:
             message["release"] = release
+        if drop_held is not None:
+            message["drop_held"] = drop_held
         if groups is not None:
             message["groups"] = groups
         if not await self.send(conn.reply, message):

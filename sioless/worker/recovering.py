@@ -43,14 +43,36 @@ class Recovering:
 
     async def recover_or_connect(self, conn: Connection, socket: Socket, pid: str, offset: str) -> None:
         """Make ``socket`` the suspended socket of ``pid`` again, sent what it missed after
-        ``offset``; a new socket if there is none to recover, or it missed more than the log gives
-        back (socket.io's rules; the one it missed is ended then)."""
+        ``offset``; a new socket if there is none to recover, it missed more than the log gives
+        back (socket.io's rules; the one it missed is ended then), or it was another user's (it
+        stays suspended for its own). The recovered socket keeps what the server stored, never
+        what the client sends: without a stored ``auth``, its connect steps run on the client's."""
         pid_digest = digest(pid)
         claimed = await self._claim(conn, socket.namespace, pid_digest, offset)
         if claimed is None:
             await self.connector.connect_afresh(conn, socket)
             return
         stored, reason = claimed
+        if stored.handshake.get("user_id") != conn.handshake.user_id:
+            logger.info("socket %s of %s is another user's: not recovered", stored.sid, socket.namespace)
+            await self.life.writes.write(store.suspend_socket, stored, pid_digest, reason)
+            await self.connector.connect_afresh(conn, socket)
+            return
+        try:
+            await self._recover(conn, socket, stored, reason, pid, offset)
+        except Exception:
+            logger.exception("socket %s of %s could not be recovered: it stays suspended", stored.sid, socket.namespace)
+            await self.life.writes.write(store.suspend_socket, stored, pid_digest, reason)
+            if conn.sockets.get(socket.namespace) is socket:
+                socket.connected = False  # its disconnect handler runs when it expires, not now
+                await self.life.remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=True)
+                await self.connector.refuse(conn, socket.namespace, "Internal server error")
+
+    async def _recover(
+        self, conn: Connection, socket: Socket, stored: StoredSocket, reason: str, pid: str, offset: str
+    ) -> None:
+        """Recover a claimed socket: what it missed is read, sent again, and followed by what its
+        consumer held meanwhile."""
         log = packet_log(self.layer)
         groups = groups_in(socket.namespace, stored.rooms)
         found = await log.missed(socket.namespace, offset, set(groups))
@@ -59,15 +81,17 @@ class Recovering:
             self.expiry.end(stored, reason, await load_users({stored.handshake.get("user_id")}))
             await self.connector.connect_afresh(conn, socket)
             return
+        pid_digest = digest(pid)
         if conn.sockets.get(socket.namespace) is not socket:  # this connection was lost meanwhile too
-            lost = str(DisconnectReason.TRANSPORT_CLOSE)
-            await self.life.writes.write(store.suspend_socket, stored, pid_digest, lost)
+            await self.life.writes.write(
+                store.suspend_socket, stored, pid_digest, str(DisconnectReason.TRANSPORT_CLOSE)
+            )
             return
         take_record(socket, stored)
         socket.pid, socket.pid_digest, socket.recovered = pid, pid_digest, True
-        if conf.RECOVERY_SKIPS_CONNECT_HANDLERS:
-            # as its connect handler left it (a handler run again sees the client's); none kept: the client's
-            socket.auth = stored.auth or socket.auth
+        restored = conf.RECOVERY_SKIPS_CONNECT_HANDLERS and stored.auth_kept
+        if restored:  # as its connect steps left it; else they run again, on what the client sends now
+            socket.auth = stored.auth
         # the consumer holds the broadcasts from now until the missed events are sent; what was
         # logged since the first read is read now (a moment's worth: no bound)
         log_name = namespace_group(socket.namespace)
@@ -78,7 +102,7 @@ class Recovering:
         missed, last = [*missed, *since[0]], since[1]
         logger.info("socket %s of %s recovered, %d events sent again", socket.sid, socket.namespace, len(missed))
         replay = [frame for entry in missed for frame in entry.sent_frames()]
-        await self.connector.run_connect(conn, socket, replay=replay, release=[log_name, last])
+        await self.connector.run_connect(conn, socket, steps=not restored, replay=replay, release=[log_name, last])
 
     async def _claim(
         self, conn: Connection, namespace: str, pid_digest: str, offset: str
@@ -121,13 +145,17 @@ class Recovering:
         await self.outbound.send(answer_to, {"type": messages.HANDED_OVER, "gone": gone})
 
     async def _client_answers(self, conn: Connection) -> bool:
-        """Whether the connection's consumer answers a probe (it does only while its client is there)."""
-        conn.probe = asyncio.get_running_loop().create_future()
-        await self.outbound.resync(conn, probe=True)
+        """Whether the connection's consumer answers a probe (it does only while its client is
+        there); hand-overs asked at once share one probe."""
+        probe = conn.probe
+        if probe is None or probe.done():
+            probe = conn.probe = asyncio.get_running_loop().create_future()
+            await self.outbound.resync(conn, probe=True)
         try:
-            await asyncio.wait_for(conn.probe, PROBE_GRACE)
+            await asyncio.wait_for(asyncio.shield(probe), PROBE_GRACE)
         except TimeoutError:
             return False
         finally:
-            conn.probe = None
+            if conn.probe is probe and not probe.done():
+                conn.probe = None
         return True

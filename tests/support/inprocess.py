@@ -40,10 +40,19 @@ class EngineClient:
         self.early: list[Frame] = []
 
     @classmethod
-    async def open(cls, query: str = "", headers: list[tuple[bytes, bytes]] | None = None) -> EngineClient:
-        """A connected client, the OPEN packet taken."""
+    async def open(
+        cls, query: str = "", headers: list[tuple[bytes, bytes]] | None = None, user: Any = None
+    ) -> EngineClient:
+        """A connected client, the OPEN packet taken; with ``user``, as Django's auth middleware
+        would have found that user in the request's session."""
         path = f"/socket.io/?EIO=4&transport=websocket{query}"
-        communicator = WebsocketCommunicator(websocket_endpoint, path, headers=headers or [])
+        app: Any = websocket_endpoint
+        if user is not None:
+
+            async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+                await websocket_endpoint({**scope, "user": user}, receive, send)
+
+        communicator = WebsocketCommunicator(app, path, headers=headers or [])
         connected, _ = await communicator.connect()
         assert connected
         first = await communicator.receive_from(FRAME_WAIT)
@@ -79,6 +88,10 @@ class EngineClient:
         frame = await self.receive(timeout)
         assert isinstance(frame, str) and frame.startswith(prefix), (prefix, frame)
         return json.loads(frame[len(prefix) :]) if frame[len(prefix) :] else None
+
+    async def nothing_more(self, seconds: float = 0.5) -> bool:
+        """Whether nothing comes for ``seconds`` (the connection stays usable)."""
+        return not self.early and bool(await self.communicator.receive_nothing(seconds))
 
     async def closed(self, timeout: float = FRAME_WAIT) -> int | None:
         """Wait until the server closes the connection (frames before it are skipped); its code."""
