@@ -239,11 +239,16 @@ class EngineConsumer(LeanConsumer):
         if now - self.opened_at < conf.PING_INTERVAL / 2:
             return  # the first ping comes a ping interval after OPEN, give or take half of one
         if self.ping_sent_at is not None:
-            if now - self.ping_sent_at > conf.PING_TIMEOUT:
+            if self.ping_overdue(now):
                 await self.close(DisconnectReason.PING_TIMEOUT, NORMAL_CLOSURE)
             return
         self.ping_sent_at = now
         await self.send_frame(engineio.encode(engineio.Packet(PacketType.PING)))
+
+    def ping_overdue(self, now: float | None = None) -> bool:
+        """Whether the last ping went unanswered for more than PING_TIMEOUT."""
+        sent = self.ping_sent_at
+        return sent is not None and (time.monotonic() if now is None else now) - sent > conf.PING_TIMEOUT
 
     async def report_alive(self, tick: dict[str, Any]) -> None:
         """Tell the ticker this server process is alive, if no consumer of it has for this tick."""

@@ -4,7 +4,8 @@ A browser sends the user's cookies with a WebSocket (and, with credentials, a po
 to this site from a page of any other site; only the ``Origin`` header tells them apart. So a
 connection from a browser page is served with the user's session only when the page is of this
 site (its origin's host is the request's ``Host``, one of ``ALLOWED_HOSTS``: a page of another
-host whose name an attacker rebound to this server's address is not) or of an origin listed in
+host whose name an attacker rebound to this server's address is not; and its scheme is the
+request's: ``https`` for a secure one) or of an origin listed in
 ``CORS_ALLOWED_ORIGINS``. ``"*"`` in that list admits every other origin *without* credentials:
 its connections are anonymous. Other origins are refused. Requests with no ``Origin`` come from
 programs, not pages, and have nothing to hijack.
@@ -42,24 +43,40 @@ def header(scope: dict[str, Any], name: bytes) -> str | None:
 def origin_trust(scope: dict[str, Any]) -> Trust:
     """How far the page that made this request (if a page did) is trusted."""
     origin = header(scope, b"origin")
-    if origin is None or origin in conf.CORS_ALLOWED_ORIGINS or _same_origin(origin, header(scope, b"host")):
+    if origin is None or origin in conf.CORS_ALLOWED_ORIGINS or _same_origin(origin, scope):
         return Trust.CREDENTIALS
     if "*" in conf.CORS_ALLOWED_ORIGINS:
         return Trust.ANONYMOUS
     return Trust.REFUSED
 
 
-def _same_origin(origin: str, host: str | None) -> bool:
+def _same_origin(origin: str, scope: dict[str, Any]) -> bool:
+    """Whether the page is of this very site: its host, and its scheme (a page served over plain
+    HTTP is not trusted with a secure connection's session, nor the other way round: Django's CSRF
+    check asks the same)."""
+    host = header(scope, b"host")
     try:
         parts = urlsplit(origin)
     except ValueError:
         return False
     return (
         host is not None
-        and parts.scheme in ("http", "https")
+        and parts.scheme == ("https" if _secure(scope) else "http")
         and parts.netloc.lower() == host.lower()
         and _served_host(host)
     )
+
+
+def _secure(scope: dict[str, Any]) -> bool:
+    """Whether the request came over TLS, as Django's ``HttpRequest.is_secure()`` tells: the
+    proxy's header when ``SECURE_PROXY_SSL_HEADER`` names one and the request has it, else the
+    request's own scheme."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        name, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        value = header(scope, name.removeprefix("HTTP_").replace("_", "-").lower().encode("latin-1"))
+        if value is not None:
+            return value.split(",", 1)[0].strip() == secure_value
+    return scope.get("scheme") in ("https", "wss")
 
 
 def _served_host(host: str) -> bool:

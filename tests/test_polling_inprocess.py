@@ -9,8 +9,12 @@ import json
 from typing import Any
 
 import pytest
+from channels.layers import get_channel_layer
 from channels.testing import HttpCommunicator, WebsocketCommunicator
+from pytest_django.fixtures import Settings
 
+from sioless import messages
+from sioless.names import HEARTBEAT_GROUP
 from sioless.polling import PollingConsumer, UpgradeConsumer
 from sioless.protocol.engineio import decode_payload
 from sioless.worker import Worker
@@ -18,10 +22,10 @@ from sioless.worker import Worker
 PATH = "/socket.io/?EIO=4&transport=polling"
 
 
-async def request(method: str, query: str = "", body: bytes = b"") -> tuple[int, bytes]:
-    """One polling request; its status and body."""
+async def request(method: str, query: str = "", body: bytes = b"", timeout: float = 10) -> tuple[int, bytes]:
+    """One polling request; its status and body (TimeoutError when it takes over ``timeout`` seconds)."""
     communicator = HttpCommunicator(PollingConsumer.as_asgi(), method, f"{PATH}{query}", body=body)
-    response = await communicator.get_response(timeout=10)
+    response = await communicator.get_response(timeout=timeout)
     return response["status"], response["body"]
 
 
@@ -90,9 +94,33 @@ async def test_an_upgrade_moves_the_session_to_the_websocket(in_process_worker: 
     await websocket.send_to(text_data='421["echo","upgraded"]')
     assert await websocket.receive_from(5) == '431["upgraded"]'
     assert (await request("GET", f"&sid={sid}"))[0] == 400  # polling is over
-    refused = WebsocketCommunicator(UpgradeConsumer.as_asgi(), f"/socket.io/?EIO=4&transport=websocket&sid={sid}")
-    assert not (await refused.connect(timeout=5))[0]  # an upgraded session takes no second WebSocket
+    second = WebsocketCommunicator(UpgradeConsumer.as_asgi(), f"/socket.io/?EIO=4&transport=websocket&sid={sid}")
+    assert (await second.connect(timeout=5))[0]  # as Node: accepted, then closed at once
+    assert (await second.receive_output(5))["type"] == "websocket.close"
     await websocket.disconnect()
+
+
+async def test_a_websocket_for_a_closed_session_is_refused(in_process_worker: Worker) -> None:
+    sid = await handshake()
+    assert await post(sid, "1") == (200, b"ok")  # the client closes
+    websocket = WebsocketCommunicator(UpgradeConsumer.as_asgi(), f"/socket.io/?EIO=4&transport=websocket&sid={sid}")
+    assert not (await websocket.connect(timeout=5))[0]
+
+
+async def test_a_request_past_the_ping_timeout_finds_the_session_closed(
+    in_process_worker: Worker, fast_settings: Settings
+) -> None:
+    """As Node's timer would have closed it, though the heartbeat's next tick is not there yet."""
+    fast_settings.SIOLESS = {**fast_settings.SIOLESS, "PING_INTERVAL": 1.0, "PING_TIMEOUT": 0.2}
+    sid = await handshake()
+    await asyncio.sleep(0.6)  # a tick within half a ping interval of the handshake pings no one
+    reporter = await get_channel_layer().new_channel()
+    await get_channel_layer().group_send(HEARTBEAT_GROUP, {"type": messages.PING, "tick": 1, "reporter": reporter})
+    assert await poll(sid) == ["2"]  # the ping
+    await asyncio.sleep(0.3)  # unanswered past PING_TIMEOUT
+    # answered at once, not after the GET's own wait (PING_INTERVAL + PING_TIMEOUT)
+    unknown = await request("GET", f"&sid={sid}", timeout=0.8)
+    assert unknown == (400, b'{"code":1,"message":"Session ID unknown"}')
 
 
 @pytest.mark.parametrize("first", ["3probe", "garbage"])

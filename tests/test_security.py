@@ -118,6 +118,37 @@ async def test_a_page_of_a_host_not_in_allowed_hosts_is_refused_though_it_names_
         await communicator.disconnect()
 
 
+@pytest.mark.parametrize(
+    ("scheme", "proxy_header", "origin", "served"),
+    [
+        ("ws", None, "http://site.example", True),
+        ("wss", None, "http://site.example", False),  # a plain page, trusted with a secure session
+        ("wss", None, "https://site.example", True),
+        ("ws", None, "https://site.example", False),
+        ("ws", b"https", "https://site.example", True),  # TLS ended at the proxy, which says so
+        ("ws", b"http", "https://site.example", False),
+    ],
+)
+async def test_a_page_of_this_host_over_another_scheme_is_refused(
+    settings: Settings, scheme: str, proxy_header: bytes | None, origin: str, served: bool
+) -> None:
+    settings.ALLOWED_HOSTS = ["site.example"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "sioless.layers.InMemoryChannelLayer"}}
+    settings.SIOLESS = {"SHARDS": 1, "EMBEDDED_WORKER": False}
+    consumer = EngineConsumer.as_asgi()
+
+    async def over(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await consumer({**scope, "scheme": scheme}, receive, send)
+
+    headers = [(b"origin", origin.encode()), (b"host", b"site.example")]
+    if proxy_header is not None:
+        headers.append((b"x-forwarded-proto", proxy_header))
+    communicator = WebsocketCommunicator(over, "/socket.io/?EIO=4&transport=websocket", headers)
+    assert (await communicator.connect())[0] is served
+    await communicator.disconnect()
+
+
 async def test_infinity_from_one_client_breaks_no_other(production: Topology) -> None:
     async with sio_client(production.urls[1]) as bystander:
         disconnects: list[Any] = []

@@ -17,7 +17,7 @@ from ..protocol import engineio
 from ..protocol.engineio import Frame, HandshakeError, PacketType
 from ..reasons import DisconnectReason
 from ..sids import polling_sid
-from ..transport import MESSAGE_TOO_BIG, PROTOCOL_ERROR, receive_event, received_frame
+from ..transport import MESSAGE_TOO_BIG, NORMAL_CLOSURE, PROTOCOL_ERROR, receive_event, received_frame
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +87,14 @@ class PolledSession(EngineConsumer):
         return polling_sid(self.channel_name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """Dispatch a message; one from a client's request or WebSocket only if it names this session."""
-        if message["type"] in FROM_CLIENT and message["sid"] != self.eio_sid:
-            return
+        """Dispatch a message; one from a client's request or WebSocket only if it names this
+        session, and once the session is closed if its ping went unanswered past PING_TIMEOUT
+        (as Node's timer would have closed it: the heartbeat's next tick may be a while away)."""
+        if message["type"] in FROM_CLIENT:
+            if message["sid"] != self.eio_sid:
+                return
+            if not self.ended and self.ping_overdue():
+                await self.close(DisconnectReason.PING_TIMEOUT, NORMAL_CLOSURE)
         await super().dispatch(message)
 
     async def transport_send(self, event: dict[str, Any]) -> None:
@@ -182,8 +187,11 @@ class PolledSession(EngineConsumer):
                 await self.reply(message["reply"], ok=True)
 
     async def sioless_can_upgrade(self, message: dict[str, Any]) -> None:
-        """A WebSocket asks whether it may take the session over: not once upgraded, nor once ended."""
-        if self.ended or self.relay is not None:
+        """A WebSocket asks whether it may take the session over: not once ended (the session is
+        unknown), nor once upgraded (a bad request)."""
+        if self.ended:
+            await self.reply(message["reply"], error=HandshakeError.UNKNOWN_SID)
+        elif self.relay is not None:
             await self.reply(message["reply"], error=HandshakeError.BAD_REQUEST)
         else:
             await self.reply(message["reply"], ok=True)

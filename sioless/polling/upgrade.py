@@ -13,7 +13,7 @@ from ..consumers import payload_size
 from ..handshake import parsed_query, query_error
 from ..origins import Trust, header, origin_trust
 from ..protocol import engineio
-from ..protocol.engineio import PacketType
+from ..protocol.engineio import HandshakeError, PacketType
 from ..reasons import DisconnectReason
 from ..sids import session_channel
 from ..transport import (
@@ -62,16 +62,18 @@ class UpgradeConsumer(LeanConsumer):
 
     async def sioless_reply(self, message: dict[str, Any]) -> None:
         """The session's answer: accept the WebSocket, which then has UPGRADE_TIMEOUT to finish
-        the upgrade; or refuse it (an upgraded or closed session)."""
+        the upgrade; or refuse it (a closed session); or, as Node does for a session already
+        upgraded, accept it and close it at once."""
         if self.accepted or self.session is None:
             return
         self.timer.stop()
+        if message.get("ok") or message.get("error") == HandshakeError.BAD_REQUEST:
+            self.accepted = True
+            await self.send({"type": "websocket.accept"})
         if not message.get("ok"):
             self.session = None
             await self.send({"type": "websocket.close"})
             return
-        self.accepted = True
-        await self.send({"type": "websocket.accept"})
         self.timer.start(conf.UPGRADE_TIMEOUT, self.close_unless_upgraded)
 
     async def close_unless_upgraded(self) -> None:
