@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from .models import EngineSession, NamespaceSocket, RoomMembership, ShardLease, SuspendedSocket
 from .server import sio
+from .sids import redacted
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -28,20 +29,38 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(EngineSession)
 class EngineSessionAdmin(ReadOnlyAdmin):
-    exclude = ["handshake"]  # headers and query, however redacted: not for the admin's eyes
-    list_display = ["sid", "shard", "user_id", "opened"]
+    # a polling session's sid is a bearer token: shown redacted (a search for a known one finds it);
+    # headers and query, however redacted: not for the admin's eyes
+    exclude = ["sid", "handshake"]
+    readonly_fields = ["session"]
+    list_display = ["session", "shard", "user_id", "opened"]
+    list_display_links = None  # a link's URL holds the sid
+    actions = None
     list_filter = ["shard"]
     search_fields = ["sid", "user_id", "sockets__sid"]
+
+    @admin.display(description="sid")
+    def session(self, session: EngineSession) -> str:
+        return redacted(session.sid)
 
 
 @admin.register(NamespaceSocket)
 class NamespaceSocketAdmin(ReadOnlyAdmin):
-    exclude = ["auth"]  # sealed, but a credential all the same
-    list_display = ["sid", "namespace", "session", "connected"]
+    exclude = ["auth", "session"]  # auth: sealed, but a credential all the same; session: its link holds the sid
+    readonly_fields = ["engine_session"]
+    list_display = ["sid", "namespace", "engine_session", "connected"]
     search_fields = ["sid", "namespace", "session__sid", "session__user_id", "memberships__room"]
     actions = ["disconnect"]
 
-    @admin.action(description="Disconnect the selected sockets")
+    @admin.display(description="engine session")
+    def engine_session(self, socket: NamespaceSocket) -> str:
+        return redacted(socket.session_id)
+
+    def has_disconnect_permission(self, request: HttpRequest) -> bool:
+        """Disconnecting ends sockets: it takes the permission to delete them, not only to view them."""
+        return request.user.has_perm("sioless.delete_namespacesocket")
+
+    @admin.action(description="Disconnect the selected sockets", permissions=["disconnect"])
     def disconnect(self, request: HttpRequest, queryset: QuerySet[NamespaceSocket]) -> None:
         """Disconnect through the channel layer; the sockets' workers do it and update these rows."""
         sockets = list(queryset)

@@ -28,6 +28,7 @@ from .protocol import engineio
 from .protocol.engineio import PacketType
 from .reasons import DisconnectReason
 from .recovery import offset_key
+from .sids import redacted
 from .transport import (
     MESSAGE_TOO_BIG,
     NORMAL_CLOSURE,
@@ -136,7 +137,9 @@ class EngineConsumer(LeanConsumer):
             return
         if packet.type is PacketType.MESSAGE:
             if not await self.outbox.frame(packet.data, size):
-                logger.warning("session %s closed: over MAX_BUFFERED while its worker is behind", self.eio_sid)
+                logger.warning(
+                    "session %s closed: over MAX_BUFFERED while its worker is behind", redacted(self.eio_sid)
+                )
                 await self.close(DisconnectReason.TRANSPORT_ERROR, POLICY_VIOLATION)
         elif packet.type is PacketType.PONG:
             self.ping_sent_at = None
@@ -219,7 +222,7 @@ class EngineConsumer(LeanConsumer):
         """The worker ended the session: for a protocol error, or because it does not know it."""
         if not self.closing:
             self.closing = True
-            logger.info("session %s closed by its worker: %s", self.eio_sid, message["reason"])
+            logger.info("session %s closed by its worker: %s", redacted(self.eio_sid), message["reason"])
             await self.channel_layer.group_discard(HEARTBEAT_GROUP, self.channel_name)
             codes = {DisconnectReason.PARSE_ERROR: PROTOCOL_ERROR, DisconnectReason.FORCED_CLOSE: NORMAL_CLOSURE}
             code = codes.get(message["reason"], SERVER_ERROR)
@@ -279,11 +282,11 @@ class EngineConsumer(LeanConsumer):
         try:
             await self.channel_layer.group_discard(HEARTBEAT_GROUP, self.channel_name)
         except Exception:
-            logger.exception("session %s: could not leave the heartbeat group", self.eio_sid)
+            logger.exception("session %s: could not leave the heartbeat group", redacted(self.eio_sid))
 
     async def close(self, reason: DisconnectReason, code: int) -> None:
         """Close the connection from the server side."""
-        logger.info("session %s closed: %s", self.eio_sid, reason)
+        logger.info("session %s closed: %s", redacted(self.eio_sid), reason)
         await self.end(reason)
         await self.send({"type": "websocket.close", "code": code})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import models
 
 from .fields import JSONTextField, NameField
+from .sids import redacted
 
 
 class EngineSession(models.Model):
@@ -26,7 +27,7 @@ class EngineSession(models.Model):
         verbose_name = "engine session"
 
     def __str__(self) -> str:
-        return self.sid
+        return redacted(self.sid)
 
 
 class NamespaceSocket(models.Model):

@@ -47,6 +47,14 @@ def session_channel(sid: str) -> str | None:
         return None
 
 
+def redacted(sid: str) -> str:
+    """A session's sid as logs and the admin show it: a polling sid without what makes it a bearer
+    token (its route and signature), its random token still there to tell sessions apart. A
+    WebSocket session's sid is good for nothing but its one connection: shown whole."""
+    token, dot, _ = sid.partition(".")
+    return f"{token}.…" if dot else sid
+
+
 def _signature(token: str, route: str, issued: str) -> str:
     digest = salted_hmac(SALT, f"{token}.{route}.{issued}", algorithm="sha256").digest()
     return base64.urlsafe_b64encode(digest[:12]).decode("ascii")

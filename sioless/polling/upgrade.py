@@ -15,7 +15,7 @@ from ..origins import Trust, header, origin_trust
 from ..protocol import engineio
 from ..protocol.engineio import HandshakeError, PacketType
 from ..reasons import DisconnectReason
-from ..sids import session_channel
+from ..sids import redacted, session_channel
 from ..transport import (
     MESSAGE_TOO_BIG,
     POLICY_VIOLATION,
@@ -116,7 +116,9 @@ class UpgradeConsumer(LeanConsumer):
             await self.channel_layer.send(self.session, {"type": messages.POST, "sid": self.sid, "error": reason.value})
             self.session = None
         except ChannelFull:
-            logger.warning("session %s: its channel is full; it hears of the close when the WebSocket goes", self.sid)
+            logger.warning(
+                "session %s: its channel is full; it hears of the close when the WebSocket goes", redacted(self.sid)
+            )
         await self.send({"type": "websocket.close", "code": code})
 
     async def sioless_relay_frames(self, message: dict[str, Any]) -> None:
@@ -134,5 +136,5 @@ class UpgradeConsumer(LeanConsumer):
             try:
                 await self.channel_layer.send(self.probed, gone)
             except ChannelFull:
-                logger.warning("session %s: its channel is full; the heartbeat ends it", self.sid)
+                logger.warning("session %s: its channel is full; the heartbeat ends it", redacted(self.sid))
         raise StopConsumer
