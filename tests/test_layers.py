@@ -88,6 +88,27 @@ def counted_batches(layer: RedisChannelLayer) -> list[int]:
     return batches
 
 
+async def test_a_worker_channel_keeps_its_messages_however_long_its_worker_is_away() -> None:
+    """A plain channel's messages expire (the layer's ``expiry``); a worker's never do, in its
+    channel or in flight: a worker away for longer loses nothing sent to it meanwhile."""
+    prefix = f"siotest-layer-{uuid.uuid4().hex[:8]}"
+    layer = RedisChannelLayer(hosts=HOSTS, prefix=prefix, capacity=CAPACITY, expiry=1)
+    try:
+        await layer.send("sioless.worker.0", {"type": "m", "n": 0})
+        await layer.send("plain", {"type": "m", "n": 0})
+        taken = await layer.take("sioless.worker.0")  # in flight, never acknowledged: its worker died
+        await layer.send("sioless.worker.0", {"type": "m", "n": 1})
+        await asyncio.sleep(2.5)  # past the expiry
+        await layer.send("sioless.worker.0", {"type": "m", "n": 2})  # a send drops a plain channel's old ones
+        await layer.send("plain", {"type": "m", "n": 1})
+        assert await layer.restore("sioless.worker.0") == len(taken) == 1
+        assert [message["n"] for message, _ in await layer.take("sioless.worker.0")] == [0, 1, 2]
+        assert (await layer.receive("plain"))["n"] == 1  # the plain channel's first message expired
+    finally:
+        await layer.flush()
+        await layer.close_pools()
+
+
 async def test_a_worker_takes_a_batch_and_what_it_did_not_acknowledge_is_put_back(layer: RedisChannelLayer) -> None:
     for n in range(5):
         await layer.send("sioless.worker.0", {"type": "m", "n": n})

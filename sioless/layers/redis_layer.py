@@ -224,7 +224,7 @@ class RedisChannelLayer(ChannelsRedisLayer):
         key = self.prefix + channel
         keys = [key, f"{key}$taken", f"{key}$wake"]
         while True:
-            taken = await run_script(connection, TAKE_SCRIPT, keys, int(self.expiry), TAKE_BATCH)
+            taken = await run_script(connection, TAKE_SCRIPT, keys, TAKE_BATCH)
             if taken:
                 return [(self.deserialize(member), member) for member in taken[0::2]]
             await connection.blpop([keys[2]], timeout=self.brpop_timeout)
@@ -239,9 +239,7 @@ class RedisChannelLayer(ChannelsRedisLayer):
         died); how many."""
         key = self.prefix + channel
         keys = [key, f"{key}$taken"]
-        return int(
-            await run_script(self.connection(self.consistent_hash(channel)), RESTORE_SCRIPT, keys, int(self.expiry))
-        )
+        return int(await run_script(self.connection(self.consistent_hash(channel)), RESTORE_SCRIPT, keys))
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """The next message of ``channel``. A process channel's consumers wait on their buffers,

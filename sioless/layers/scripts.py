@@ -13,11 +13,12 @@ from redis.exceptions import NoScriptError
 #: four for each change: what it is ("send", "durable": a message; "add", "discard": a group
 #: membership) and its arguments (a message's score, body and channel capacity; a membership's
 #: score and channel). Makes the changes in order; answers 1 for each one made, 0 for each message
-#: refused (its channel was full). A channel's expired messages are dropped, and its expiry
-#: renewed, once.
+#: refused (its channel was full). A plain channel's expired messages are dropped, and its expiry
+#: renewed, once; a durable channel's messages never expire (its capacity bounds it, and its
+#: senders wait: flow control), so a worker away for any time loses none.
 SEND_SCRIPT = """
 local now, expiry, group_expiry = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local seen, made = {}, {}
+local seen, durable, made = {}, {}, {}
 for i = 1, #KEYS / 2 do
     local key, wake, at = KEYS[2 * i - 1], KEYS[2 * i], 4 + 4 * (i - 1)
     local change = ARGV[at]
@@ -28,7 +29,9 @@ for i = 1, #KEYS / 2 do
     elseif change == 'discard' then
         redis.call('ZREM', key, ARGV[at + 2])
     else
-        if not seen[key] then
+        if change == 'durable' then
+            durable[key] = true
+        elseif not seen[key] then
             seen[key] = true
             redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
         end
@@ -46,13 +49,16 @@ end
 for key in pairs(seen) do
     redis.call('EXPIRE', key, expiry)
 end
+for key in pairs(durable) do
+    redis.call('PERSIST', key)
+end
 return made
 """
-#: KEYS: a durable channel, its in-flight set, its wake-up list; ARGV: the expiry, the most messages
-#: to take. Moves the first messages into the in-flight set, where each stays until acknowledged;
-#: none: clears the wake-ups.
+#: KEYS: a durable channel, its in-flight set, its wake-up list; ARGV: the most messages to take.
+#: Moves the first messages into the in-flight set, where each stays until acknowledged (for as
+#: long as it takes: the set never expires); none: clears the wake-ups.
 TAKE_SCRIPT = """
-local taken = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
+local taken = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
 if #taken == 0 then
     redis.call('DEL', KEYS[3])
     return taken
@@ -61,20 +67,16 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #taken / 2 - 1)
 for i = 1, #taken, 2 do
     redis.call('ZADD', KEYS[2], taken[i + 1], taken[i])
 end
-redis.call('EXPIRE', KEYS[2], ARGV[1])
 return taken
 """
-#: KEYS: a durable channel, its in-flight set; ARGV: the expiry. Puts every message taken and not
-#: acknowledged back where it was (its score is when it was sent: ahead of the later ones).
+#: KEYS: a durable channel, its in-flight set. Puts every message taken and not acknowledged back
+#: where it was (its score is when it was sent: ahead of the later ones).
 RESTORE_SCRIPT = """
 local taken = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 for i = 1, #taken, 2 do
     redis.call('ZADD', KEYS[1], taken[i + 1], taken[i])
 end
 redis.call('DEL', KEYS[2])
-if #taken > 0 then
-    redis.call('EXPIRE', KEYS[1], ARGV[1])
-end
 return #taken / 2
 """
 #: KEYS: the channel, its in-flight backup, the backup's batch token; ARGV: the batch size, the token
