@@ -7,6 +7,7 @@ Socket.IO frames to its shard's worker without decoding them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
 import time
@@ -46,6 +47,8 @@ _reported_tick = 0
 #: Most broadcasts a connection holds while one of its sockets is recovered, and most seconds
 #: (checked at each heartbeat tick): past either, what it holds is sent as it is.
 HOLD_LIMIT = 1000
+#: Most acks a connection remembers it sent (to send each once, however often its handler runs).
+ACKS_REMEMBERED = 1000
 HOLD_SECONDS = 10.0
 
 logger = logging.getLogger(__name__)
@@ -70,6 +73,8 @@ class EngineConsumer(LeanConsumer):
         self.ended_by: DisconnectReason | None = None
         #: While a socket is recovered: the broadcasts of its namespace's packet log held, by log.
         self.holding: dict[str, _HeldBroadcasts] = {}
+        #: The acks the client was sent (made at its first ack).
+        self.acks_sent: _SentAcks | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve the connection; however it ends (a crash, the server's shutdown), the worker is told."""
@@ -159,6 +164,8 @@ class EngineConsumer(LeanConsumer):
         self.groups.update(message.get("groups", ()))
         if self.outbox is not None:
             await self.outbox.credit(message.get("handled"))
+        if "ack" in message and not self.first_ack(message["ack"]):
+            return  # a handler run again after its worker died: the client had its ack
         await self.send_messages(message["frames"])
         if "release" in message:
             log, offset = message["release"]
@@ -176,6 +183,12 @@ class EngineConsumer(LeanConsumer):
                 await self.outbox.resync()
         else:
             await self.outbox.credit(message["handled"])
+
+    def first_ack(self, ack: tuple[str, int] | list[Any]) -> bool:
+        """Whether the ack of the client's event ``ack`` (its namespace and id) is sent for the first time."""
+        if self.acks_sent is None:
+            self.acks_sent = _SentAcks()
+        return self.acks_sent.first((ack[0], ack[1]))
 
     def client_present(self) -> bool:
         """Whether the client is there, as far as this consumer knows (a WebSocket's is, until it closes)."""
@@ -309,6 +322,24 @@ def payload_size(frame: str | bytes) -> int:
     if isinstance(frame, bytes) or len(frame) * 4 <= conf.MAX_PAYLOAD:
         return len(frame)
     return len(frame.encode("utf-8", "surrogatepass"))
+
+
+class _SentAcks:
+    """The latest ``ACKS_REMEMBERED`` acks a client was sent, by namespace and id."""
+
+    def __init__(self) -> None:
+        self.order: collections.deque[tuple[str, int]] = collections.deque()
+        self.sent: set[tuple[str, int]] = set()
+
+    def first(self, ack: tuple[str, int]) -> bool:
+        """Note an ack; whether it is new."""
+        if ack in self.sent:
+            return False
+        self.sent.add(ack)
+        self.order.append(ack)
+        if len(self.order) > ACKS_REMEMBERED:
+            self.sent.discard(self.order.popleft())
+        return True
 
 
 @dataclass

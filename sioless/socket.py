@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import secrets
 from collections.abc import Callable
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
     from .namespaces import Namespace
 
 
+#: Whether the event a handler runs for may have been handled before: set by the worker in the
+#: task of each handler it runs (its context, copied into Django's thread for a sync handler).
+redelivered_event: contextvars.ContextVar[bool] = contextvars.ContextVar("sioless_redelivered_event", default=False)
+
+
 class Carrier(Protocol):
     """The Engine.IO connection a socket rides on, as the socket sees it (Node's ``socket.conn``)."""
 
@@ -40,8 +46,9 @@ class SocketHost(Protocol):
     def layer(self) -> BaseChannelLayer:
         """The channel layer, for the packet log of what the socket emits."""
 
-    async def send_to(self, socket: Socket, frames: list[Frame]) -> None:
-        """Send frames to the socket's client (after CONNECT, for one still connecting)."""
+    async def send_to(self, socket: Socket, frames: list[Frame], *, ack_id: int | None = None) -> None:
+        """Send frames to the socket's client (after CONNECT, for one still connecting); the ack
+        of the client's event ``ack_id``, if they are one."""
 
     async def join(self, socket: Socket, room: str) -> None:
         """Put the socket in a room."""
@@ -148,6 +155,14 @@ class Socket:
     def handshake(self) -> Handshake:
         """The client's handshake: query, headers, address, url."""
         return self.conn.handshake
+
+    @property
+    def redelivered(self) -> bool:
+        """In a handler: whether its event may have been handled before. Handlers run at least
+        once: a worker killed after a handler started (and before it told Redis so, within 50 ms)
+        leaves the event to the next worker, which runs it again with this True. The client gets
+        the ack once either way."""
+        return redelivered_event.get()
 
     @property
     def user(self) -> AbstractBaseUser | AnonymousUser:
@@ -259,6 +274,6 @@ class Ack:
         ack = socketio.Packet(socketio.PacketType.ACK, self._socket.namespace, list(args), self._id)
         frames = socketio.encode(ack, conf.JSON_ENCODER)
         self.sent = True
-        await self._socket._host.send_to(self._socket, frames)
+        await self._socket._host.send_to(self._socket, frames, ack_id=self._id)
 
     send = sync_twin(asend)

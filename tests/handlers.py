@@ -292,3 +292,9 @@ async def slow_token_required(socket: Socket, auth: dict[str, Any]) -> None:
 @sio.on("connect", namespace="/slow-guard")
 async def slow_guard_connect(socket: Socket, auth: dict[str, Any]) -> None:
     await socket.ajoin("guarded-room")
+
+
+@sio.on("redelivered")
+async def redelivered(socket: Socket) -> bool:
+    """Whether this event may have been handled before (its worker died as it ran)."""
+    return socket.redelivered

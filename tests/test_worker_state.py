@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from pytest_django.fixtures import Settings
 
-from sioless import sio
+from sioless import messages, sio
 from sioless.models import SuspendedSocket
+from sioless.names import worker_channel
 from sioless.store import in_store_thread
 from sioless.worker import Worker
 from tests.support.inprocess import EngineClient, served
+
+HOSTS = [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}]
 
 
 @pytest.fixture
@@ -225,3 +230,35 @@ async def test_a_refused_recovery_gets_nothing_its_rooms_were_sent_meanwhile(
         assert await client.receive_json("4/slow-guard,") == {"message": "token required"}
         assert await client.nothing_more()
         await client.disconnect()
+
+
+async def test_events_a_dead_worker_had_taken_run_again_marked_and_ack_once(
+    fast_settings: Settings, transactional_db: None
+) -> None:
+    """At least once, exactly once on the wire: a worker killed as its handlers ran leaves their
+    events to the next, whose handlers see ``socket.redelivered``; an ack the client already has
+    is not sent again."""
+    prefix = f"siotest-redelivery-{uuid.uuid4().hex[:8]}"
+    fast_settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "sioless.layers.RedisChannelLayer", "CONFIG": {"hosts": HOSTS, "prefix": prefix}}
+    }
+    layer = get_channel_layer()
+    try:
+        async with served() as first:
+            client = await EngineClient.open()
+            await client.connect()
+            (conn,) = first.connections.values()
+        await client.send('21["redelivered"]')  # no worker now: they wait in its channel
+        await client.send('22["redelivered"]')
+        await asyncio.sleep(0.2)
+        taken = await layer.take(worker_channel(0))  # a worker takes them, starts them, and dies
+        assert len(taken) == 2
+        await layer.send(conn.reply, {"type": messages.FRAMES, "frames": ['31["acked before dying"]'], "ack": ["/", 1]})
+        assert await client.receive() == '31["acked before dying"]'
+        async with served():
+            assert await client.receive() == "32[true]"  # the ack of event 1 is not sent twice
+            assert await client.call("redelivered", ack_id=3) == [False]
+            assert await client.nothing_more(0.3)
+            await client.disconnect()
+    finally:
+        await layer.flush()

@@ -29,7 +29,7 @@ from ..protocol.socketio import Packet, PacketType
 from ..reasons import DisconnectReason
 from ..records import Handshake
 from ..sids import redacted
-from ..socket import Socket
+from ..socket import Socket, redelivered_event
 from .connect import Connector
 from .connections import Connection, Connections
 from .events import Events
@@ -178,10 +178,11 @@ class Intake:
             on_start()
             await self._frame_done(conn)
         else:
-            self.tasks.spawn(self._run_job(job, conn, on_start))
+            self.tasks.spawn(self._run_job(job, conn, on_start, redelivered=message.get("redelivered", False)))
 
-    async def _run_job(self, job: Job, conn: Connection, on_start: Callable[[], None]) -> None:
+    async def _run_job(self, job: Job, conn: Connection, on_start: Callable[[], None], *, redelivered: bool) -> None:
         handler_started.set(on_start)  # this task's own context: call_handler calls it as the handler starts
+        redelivered_event.set(redelivered)
         try:
             await job
         except Exception:

@@ -39,12 +39,14 @@ class Lifecycle:
         """The channel layer (a socket logs what it emits in the layer's packet log)."""
         return self.outbound.layer
 
-    async def send_to(self, socket: Socket, frames: list[Frame]) -> None:
-        """Send a socket's frames to its client; those of a socket still connecting wait for CONNECT."""
+    async def send_to(self, socket: Socket, frames: list[Frame], *, ack_id: int | None = None) -> None:
+        """Send a socket's frames to its client (the ack of its event ``ack_id``, if they are one);
+        those of a socket still connecting wait for CONNECT."""
         if socket.sent_before_connect is not None:
             socket.sent_before_connect.extend(frames)
         else:
-            await self.outbound.frames(connection_of(socket), frames)
+            ack = None if ack_id is None else (socket.namespace, ack_id)
+            await self.outbound.frames(connection_of(socket), frames, ack=ack)
 
     async def _drop(self, conn: Connection) -> None:
         """Close a connection whose client cannot take what it is sent (its channel is full)."""

@@ -50,12 +50,14 @@ class Outbound:
         release: list[str] | None = None,
         drop_held: str | None = None,
         groups: list[str] | None = None,
+        ack: tuple[str, int] | None = None,
     ) -> None:
         """Send Socket.IO frames to one client, with how far its own frames are handled (counting
         ``handled`` more that are done), the ``groups`` whose broadcasts its consumer takes from
         now on, and the broadcasts held for a recovery to ``release`` after them (or to drop: the
-        log of a recovery refused). A closed connection is sent nothing; one whose client cannot
-        take them is dropped."""
+        log of a recovery refused). ``ack``: the namespace and id of the client's event they
+        acknowledge (its consumer sends an ack once, however often a handler runs). A closed
+        connection is sent nothing; one whose client cannot take them is dropped."""
         if not self.connections.serves(conn):
             return
         conn.credited = max(conn.credited, conn.handled + handled)
@@ -66,6 +68,8 @@ class Outbound:
             message["drop_held"] = drop_held
         if groups is not None:
             message["groups"] = groups
+        if ack is not None:
+            message["ack"] = ack
         if not await self.send(conn.reply, message):
             await self._drop(conn)
 

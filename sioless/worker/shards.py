@@ -160,6 +160,7 @@ class ShardRunner:
         channel = worker_channel(shard)
         durable = hasattr(self.layer, "take")
         receipts = None
+        restored = 0
         if durable:
             receipts = self._receipts[shard] = Receipts(self.layer, channel)
             if restored := await self.layer.restore(channel):
@@ -181,6 +182,9 @@ class ShardRunner:
                 batch = [(message, no_receipt) for message in received]
             else:
                 batch = [(message, receipts.on_start(receipt)) for message, receipt in received]
+                for message, _ in batch[:restored]:  # put back first: a dead worker may have started them
+                    message["redelivered"] = True
+                restored = max(0, restored - len(batch))
             for message, on_start in batch:
                 if self.stopping.is_set():
                     return  # the messages of the batch not started stay in flight: the next worker's
