@@ -185,7 +185,7 @@ class EngineConsumer(LeanConsumer):
             await self.outbox.credit(message["handled"])
 
     def first_ack(self, ack: tuple[str, int] | list[Any]) -> bool:
-        """Whether the ack of the client's event ``ack`` (its namespace and id) is sent for the first time."""
+        """Whether the ack of the client's event ``ack`` (its socket's sid and ack id) is new."""
         if self.acks_sent is None:
             self.acks_sent = _SentAcks()
         return self.acks_sent.first((ack[0], ack[1]))
@@ -325,7 +325,8 @@ def payload_size(frame: str | bytes) -> int:
 
 
 class _SentAcks:
-    """The latest ``ACKS_REMEMBERED`` acks a client was sent, by namespace and id."""
+    """The latest ``ACKS_REMEMBERED`` acks a client was sent, by socket sid and ack id (a socket
+    connected anew may number its acks anew)."""
 
     def __init__(self) -> None:
         self.order: collections.deque[tuple[str, int]] = collections.deque()

@@ -50,8 +50,10 @@ RECOVERABLE = frozenset(
         DisconnectReason.SERVER_SHUTTING_DOWN,
     }
 )
-#: Most events one recovery sends again; a socket that missed more starts afresh.
+#: Most events one recovery sends again, and most it reads (its rooms' and others'): a socket that
+#: missed more, or whose namespace sent more meanwhile, starts afresh.
 MAX_MISSED = 10_000
+MAX_READ = 10 * MAX_MISSED
 #: What an offset looks like (a Redis stream id; development's log counts the same way).
 OFFSET_SHAPE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 #: The largest part of an offset: a Redis stream id is two unsigned 64-bit numbers.
@@ -136,12 +138,15 @@ class PacketLog(abc.ABC):
         self, namespace: str, offset: str, groups: set[str], *, bounded: bool = True
     ) -> tuple[list[Entry], str] | None:
         """What a socket in ``groups`` was sent after ``offset`` (one :meth:`recovers`), and the last
-        offset read; None when that is more than MAX_MISSED events (unless not ``bounded``)."""
+        offset read; None when that is more than MAX_MISSED events, or takes reading more than
+        MAX_READ (unless not ``bounded``)."""
         found: list[Entry] = []
         last = offset
+        read = 0
         async for batch in self.after(namespace, offset):
+            read += len(batch)
             found += [entry for entry in batch if entry.reaches(groups)]
-            if bounded and len(found) > MAX_MISSED:
+            if bounded and (len(found) > MAX_MISSED or read > MAX_READ):
                 return None
             last = batch[-1].offset if batch else last
         return found, last
@@ -171,22 +176,20 @@ class MemoryPacketLog(PacketLog):
             del log[: bisect.bisect_left(log, horizon, key=lambda kept: kept[0])]
         return offset
 
-    def _position(self, namespace: str, offset: str) -> int | None:
-        """Where the entries after ``offset`` begin in the namespace's log; None if it is unknown."""
-        log = self.entries.get(namespace_group(namespace), [])
-        logged, number = offset_key(offset)
-        if logged < self.horizon():
-            return 0
-        at = bisect.bisect_left(log, number, key=lambda kept: kept[1])
-        return at + 1 if at < len(log) and log[at][1] == number and log[at][0] == logged else None
-
     async def knows(self, namespace: str, offset: str) -> bool:
-        return self._position(namespace, offset) is not None
+        log = self.entries.get(namespace_group(namespace), [])
+        key = offset_key(offset)
+        at = bisect.bisect_left(log, key, key=_order)
+        return at < len(log) and _order(log[at]) == key
 
     async def after(self, namespace: str, offset: str) -> AsyncIterator[list[Entry]]:
-        position = self._position(namespace, offset)
         log = self.entries.get(namespace_group(namespace), [])
-        yield [entry for _, _, entry in log[position or 0 :]] if position is not None else []
+        yield [entry for _, _, entry in log[bisect.bisect_right(log, offset_key(offset), key=_order) :]]
+
+
+def _order(kept: tuple[int, int, Entry]) -> tuple[int, int]:
+    """Where an entry of development's log stands: its offset's order."""
+    return kept[0], kept[1]
 
 
 #: KEYS: the namespace's stream; ARGV: the entry, the oldest id kept (ms), the stream's expiry (ms).

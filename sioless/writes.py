@@ -59,16 +59,24 @@ class OrderedWrites:
         self.lost = 0
 
     async def write(self, function: Callable[..., None], *args: Any) -> None:
-        """Write with the others asked for meanwhile, or after the backlog if there is one."""
+        """Write with the others asked for meanwhile, or after the backlog if there is one; return
+        once it is made (or kept for the retries)."""
+        written = self.enqueue(function, *args)
+        if written is not None:
+            await asyncio.shield(written)  # a caller cancelled: its write is made all the same
+
+    def enqueue(self, function: Callable[..., None], *args: Any) -> asyncio.Future[None] | None:
+        """Ask for a write, in order with the others, without waiting for it; the future of its
+        transaction (None when it goes behind the backlog)."""
         if self.backlog:
             self._keep([(function, args)])
-            return
+            return None
         loop = asyncio.get_running_loop()
         written = loop.create_future()
         self.waiting.append(((function, args), written))
         if self.writing is None:
             self.writing = loop.create_task(self._write_waiting())
-        await asyncio.shield(written)  # a caller cancelled: its write is made all the same
+        return written
 
     async def _write_waiting(self) -> None:
         """Write what waits, a transaction at a time, until nothing does."""

@@ -7,17 +7,19 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from channels.layers import get_channel_layer
 from django.core.management import CommandError, call_command
 from pytest_django.fixtures import Settings
 
-from sioless import AckTimeout, SocketGone, messages, sio
+from sioless import AckTimeout, SocketGone, messages, sio, writes
 from sioless.models import EngineSession, NamespaceSocket, RoomMembership
 from sioless.names import worker_channel
 from sioless.store import in_store_thread
 from sioless.worker import Worker
+from sioless.worker.connections import MAX_NAMESPACE_CHANGES
 from tests.support.inprocess import EngineClient, served
 
 
@@ -270,6 +272,36 @@ async def test_disconnects_from_either_side_run_the_disconnect_handler(client: E
     kicked = leaving.sids["/"]
     assert await client.receive_json("2") == ["gone", {"sid": kicked, "reason": "server namespace disconnect"}]
     await leaving.disconnect()
+
+
+async def test_a_close_writes_its_sockets_and_session_away_in_one_transaction(
+    client: EngineClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for namespace, auth in (("/", None), ("/custom", {"token": "secret"}), ("/dyn-1", None)):
+        await client.connect(namespace, auth)
+    transactions: list[list[str]] = []
+    write_all = writes._write_all
+
+    def counted(batch: list[Any]) -> None:
+        transactions.append([function.__name__ for function, _ in batch])
+        write_all(batch)
+
+    monkeypatch.setattr(writes, "_write_all", counted)
+    await client.disconnect()
+    await asyncio.sleep(0.3)
+    assert transactions == [["delete_socket", "delete_socket", "delete_socket", "delete_session"]]
+
+
+async def test_a_connection_that_connects_and_disconnects_without_end_is_closed(client: EngineClient) -> None:
+    """Each namespace CONNECT and DISCONNECT is a database write: a client may not send them
+    without bound (MAX_NAMESPACE_CHANGES a second)."""
+    bystander = await another_client()
+    for _ in range(MAX_NAMESPACE_CHANGES):
+        await client.send("0")
+        await client.send("1")
+    assert await client.closed() == 4002
+    assert await bystander.call("echo", "unaffected") == ["unaffected"]
+    await bystander.disconnect()
 
 
 async def test_a_closed_connection_is_forgotten_with_its_sockets(client: EngineClient) -> None:

@@ -14,10 +14,11 @@ from django.contrib.auth import get_user_model
 from pytest_django.fixtures import Settings
 
 from sioless import messages, sio
+from sioless import recovery as packet_logs
 from sioless.models import SuspendedSocket
 from sioless.names import worker_channel
 from sioless.store import in_store_thread
-from sioless.worker import Worker
+from sioless.worker import Worker, recovering
 from tests.support.inprocess import EngineClient, served
 
 HOSTS = [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}]
@@ -246,14 +247,15 @@ async def test_events_a_dead_worker_had_taken_run_again_marked_and_ack_once(
     try:
         async with served() as first:
             client = await EngineClient.open()
-            await client.connect()
+            sid = (await client.connect())["sid"]
             (conn,) = first.connections.values()
         await client.send('21["redelivered"]')  # no worker now: they wait in its channel
         await client.send('22["redelivered"]')
         await asyncio.sleep(0.2)
         taken = await layer.take(worker_channel(0))  # a worker takes them, starts them, and dies
         assert len(taken) == 2
-        await layer.send(conn.reply, {"type": messages.FRAMES, "frames": ['31["acked before dying"]'], "ack": ["/", 1]})
+        dead_workers_ack = {"type": messages.FRAMES, "frames": ['31["acked before dying"]'], "ack": [sid, 1]}
+        await layer.send(conn.reply, dead_workers_ack)
         assert await client.receive() == '31["acked before dying"]'
         async with served():
             assert await client.receive() == "32[true]"  # the ack of event 1 is not sent twice
@@ -262,3 +264,51 @@ async def test_events_a_dead_worker_had_taken_run_again_marked_and_ack_once(
             await client.disconnect()
     finally:
         await layer.flush()
+
+
+async def test_a_recovery_never_replays_what_was_sent_before_the_socket_connected(
+    recovering_worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recovering, "CLOCK_SLACK", 0.0)
+    sender = await EngineClient.open()
+    await sender.connect()
+    await sender.call("broadcast", "watchers", {"n": 0})  # before the socket below existed
+    await asyncio.sleep(0.05)
+    sid, pid = await lost_socket("/", {"watch": True})
+    await sender.call("broadcast", "watchers", {"n": 1}, ack_id=2)  # missed while it was away
+    client, frame = await recover("/", pid)  # an offset older than the log: "send me everything"
+    assert json.loads(frame[1:])["sid"] == sid
+    assert (await client.receive_json("2"))[:2] == ["news", {"n": 1}]
+    assert await client.nothing_more()
+    await client.disconnect()
+    await sender.disconnect()
+
+
+async def test_a_namespace_that_sent_too_much_meanwhile_is_not_read_for_a_recovery(
+    recovering_worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packet_logs, "MAX_READ", 3)
+    sid, pid = await lost_socket()
+    sender = await EngineClient.open()
+    await sender.connect()
+    for n in range(5):  # to a room the lost socket is not in: read all the same
+        await sender.call("broadcast", "elsewhere", {"n": n}, ack_id=n + 1)
+    client, frame = await recover("/", pid)
+    assert json.loads(frame[1:])["sid"] != sid  # afresh
+    for each in (client, sender):
+        await each.disconnect()
+
+
+async def test_a_pid_recovered_again_and_again_starts_afresh(
+    recovering_worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recovering, "RECOVERIES_PER_MINUTE", 2)
+    sid, pid = await lost_socket()
+    for _ in range(2):
+        client, frame = await recover("/", pid)
+        assert json.loads(frame[1:])["sid"] == sid
+        await client.disconnect()
+        await asyncio.sleep(0.2)
+    client, frame = await recover("/", pid)
+    assert json.loads(frame[1:])["sid"] != sid
+    await client.disconnect()

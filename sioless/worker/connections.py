@@ -11,6 +11,9 @@ from ..protocol import socketio
 from ..records import Handshake, StoredSocket
 from ..socket import Socket, SocketHost
 
+#: Most namespace CONNECTs and DISCONNECTs a connection sends a second: each is a database write.
+MAX_NAMESPACE_CHANGES = 20
+
 
 @dataclass
 class Connection:
@@ -41,11 +44,22 @@ class Connection:
     probe: asyncio.Future[None] | None = None
     #: Whether its row is written (or on its way): with its first socket's, or it was revived.
     persisted: bool = False
+    #: Its namespace CONNECTs and DISCONNECTs in the second since ``changes_since`` (time.monotonic()).
+    namespace_changes: int = 0
+    changes_since: float = 0.0
 
     @property
     def handled(self) -> int:
         """How far the client's frames are handled: what the consumer's window counts from."""
         return self.taken - self.pending
+
+    def may_change_namespaces(self, now: float) -> bool:
+        """Count a namespace CONNECT or DISCONNECT; whether the connection is within
+        ``MAX_NAMESPACE_CHANGES`` in a second."""
+        if now - self.changes_since >= 1.0:
+            self.changes_since, self.namespace_changes = now, 0
+        self.namespace_changes += 1
+        return self.namespace_changes <= MAX_NAMESPACE_CHANGES
 
 
 class Connections(dict[str, Connection]):

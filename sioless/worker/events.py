@@ -70,7 +70,7 @@ class Events:
             except PayloadError:
                 logger.exception("%s returned an ack that cannot be sent", _about(handler, event, socket))
                 return
-            await self.life.outbound.frames(connection_of(socket), frames, handled=1, ack=(socket.namespace, ack_id))
+            await self.life.outbound.frames(connection_of(socket), frames, handled=1, ack=(socket.sid, ack_id))
 
     async def save_data(self, socket: Socket, about: str) -> None:
         """Save ``socket.data`` if a handler (``about``, for the log) changed it; one write at a

@@ -31,7 +31,7 @@ from ..records import Handshake
 from ..sids import redacted
 from ..socket import Socket, redelivered_event
 from .connect import Connector
-from .connections import Connection, Connections
+from .connections import MAX_NAMESPACE_CHANGES, Connection, Connections
 from .events import Events
 from .handlers import Tasks, handler_started
 from .lifecycle import Lifecycle
@@ -41,6 +41,7 @@ from .users import load_users, user_of
 logger = logging.getLogger(__name__)
 
 Job = Coroutine[Any, Any, None]
+_NAMESPACE_CHANGES = frozenset({PacketType.CONNECT, PacketType.DISCONNECT})
 
 
 def no_receipt() -> None:
@@ -217,6 +218,8 @@ class Intake:
 
     async def _route(self, conn: Connection, packet: Packet) -> Job | None:
         """Act on a packet; the handler run it starts, if any."""
+        if packet.type in _NAMESPACE_CHANGES and not conn.may_change_namespaces(time.monotonic()):
+            raise ProtocolError(f"over {MAX_NAMESPACE_CHANGES} namespace connects and disconnects a second")
         if packet.type is PacketType.CONNECT:
             return await self._on_connect(conn, packet)
         socket = conn.sockets.get(packet.namespace)

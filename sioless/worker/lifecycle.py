@@ -45,7 +45,7 @@ class Lifecycle:
         if socket.sent_before_connect is not None:
             socket.sent_before_connect.extend(frames)
         else:
-            ack = None if ack_id is None else (socket.namespace, ack_id)
+            ack = None if ack_id is None else (socket.sid, ack_id)
             await self.outbound.frames(connection_of(socket), frames, ack=ack)
 
     async def _drop(self, conn: Connection) -> None:
@@ -89,7 +89,7 @@ class Lifecycle:
                 await self.suspend(socket, reason)
             else:
                 await self.remove(socket, reason, tell_client=False)
-        if conn.persisted:
+        if conn.persisted:  # with its sockets' removals and suspensions, in one transaction
             await self.writes.write(store.delete_session, conn.eio_sid)
         if tell_client:
             await self.outbound.close(conn.reply, reason)
@@ -107,9 +107,9 @@ class Lifecycle:
         connection_of(socket).sockets.pop(socket.namespace, None)
         was_connected, socket.connected = socket.connected, False
         socket.abandon_acks("the socket disconnected")
-        if socket.persisted:
+        if socket.persisted:  # not waited for: the writes after it keep its order
             socket.persisted = False
-            await self.writes.write(store.delete_socket, socket.sid)
+            self.writes.enqueue(store.delete_socket, socket.sid)
         await self.outbound.discard_groups(socket, groups_of(socket), tell_client=tell_client)
         logger.debug("socket %s of %s disconnected: %s", socket.sid, socket.namespace, reason)
         if was_connected:
@@ -139,7 +139,7 @@ class Lifecycle:
             rooms=frozenset(socket.rooms),
             handshake=conn.handshake.to_record(),
         )
-        await self.writes.write(store.suspend_socket, kept, socket.pid_digest, str(reason))
+        self.writes.enqueue(store.suspend_socket, kept, socket.pid_digest, str(reason))  # written with its close
         await self.outbound.discard_groups(socket, groups_of(socket), tell_client=False)
         logger.debug("socket %s of %s suspended: %s", socket.sid, socket.namespace, reason)
 

@@ -55,7 +55,7 @@ class Outbound:
         """Send Socket.IO frames to one client, with how far its own frames are handled (counting
         ``handled`` more that are done), the ``groups`` whose broadcasts its consumer takes from
         now on, and the broadcasts held for a recovery to ``release`` after them (or to drop: the
-        log of a recovery refused). ``ack``: the namespace and id of the client's event they
+        log of a recovery refused). ``ack``: the socket sid and ack id of the client's event they
         acknowledge (its consumer sends an ack once, however often a handler runs). A closed
         connection is sent nothing; one whose client cannot take them is dropped."""
         if not self.connections.serves(conn):

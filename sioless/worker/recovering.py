@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from channels.layers import BaseChannelLayer
 
@@ -14,7 +15,7 @@ from ..conf import conf
 from ..names import namespace_group, shard_of, worker_channel
 from ..reasons import DisconnectReason
 from ..records import StoredSocket
-from ..recovery import digest, packet_log
+from ..recovery import digest, offset_key, packet_log
 from ..sids import redacted
 from ..socket import Socket
 from ..store import in_store_thread
@@ -27,6 +28,13 @@ from .users import load_users
 
 logger = logging.getLogger(__name__)
 
+#: Most recoveries of one pid a worker attempts a minute; past it, the pid's client starts afresh
+#: (a client looping connect, drop, recover would have the log read again and again).
+RECOVERIES_PER_MINUTE = 10
+#: Seconds by which the clocks of server processes and Redis may differ: a replay starts this long
+#: before the socket's connection opened, never earlier.
+CLOCK_SLACK = 5.0
+
 
 class Recovering:
     """Recovers sockets, and answers hand-overs asked by other recoveries."""
@@ -37,6 +45,8 @@ class Recovering:
         self.outbound = life.outbound
         self.connector = connector
         self.expiry = expiry
+        #: When each pid was last recovered, the last minute's attempts (monotonic seconds).
+        self._attempts: dict[str, list[float]] = {}
 
     @property
     def layer(self) -> BaseChannelLayer:
@@ -49,6 +59,12 @@ class Recovering:
         stays suspended for its own). The recovered socket keeps what the server stored, never
         what the client sends: without a stored ``auth``, its connect steps run on the client's."""
         pid_digest = digest(pid)
+        if not self._may_attempt(pid_digest):
+            logger.warning(
+                "a pid was recovered over %d times in a minute: its client starts afresh", RECOVERIES_PER_MINUTE
+            )
+            await self.connector.connect_afresh(conn, socket)
+            return
         claimed = await self._claim(conn, socket.namespace, pid_digest, offset)
         if claimed is None:
             await self.connector.connect_afresh(conn, socket)
@@ -76,7 +92,7 @@ class Recovering:
         consumer held meanwhile."""
         log = packet_log(self.layer)
         groups = groups_in(socket.namespace, stored.rooms)
-        found = await log.missed(socket.namespace, offset, set(groups))
+        found = await log.missed(socket.namespace, _replay_start(offset, stored), set(groups))
         if found is None:
             logger.info("socket %s of %s missed too much to be recovered: it ends", stored.sid, socket.namespace)
             self.expiry.end(stored, reason, await load_users({stored.handshake.get("user_id")}))
@@ -104,6 +120,16 @@ class Recovering:
         logger.info("socket %s of %s recovered, %d events sent again", socket.sid, socket.namespace, len(missed))
         replay = [frame for entry in missed for frame in entry.sent_frames()]
         await self.connector.run_connect(conn, socket, steps=not restored, replay=replay, release=[log_name, last])
+
+    def _may_attempt(self, pid_digest: str) -> bool:
+        """Count a recovery of a pid; whether it is within RECOVERIES_PER_MINUTE."""
+        now = time.monotonic()
+        if len(self._attempts) > 10_000:  # forget the pids of the last minute no more
+            self._attempts = {pid: tried for pid, tried in self._attempts.items() if now - tried[-1] < 60}
+        attempts = [at for at in self._attempts.get(pid_digest, []) if now - at < 60]
+        attempts.append(now)
+        self._attempts[pid_digest] = attempts
+        return len(attempts) <= RECOVERIES_PER_MINUTE
 
     async def _claim(
         self, conn: Connection, namespace: str, pid_digest: str, offset: str
@@ -162,3 +188,10 @@ class Recovering:
             if conn.probe is probe and not probe.done():
                 conn.probe = None
         return True
+
+
+def _replay_start(offset: str, stored: StoredSocket) -> str:
+    """Where a replay starts: after the client's offset, but not before the socket's connection
+    opened (less CLOCK_SLACK): what was sent before that was never this socket's to miss."""
+    opened = max(0, int((float(stored.handshake.get("issued", 0)) - CLOCK_SLACK) * 1000))
+    return offset if offset_key(offset) >= (opened, 0) else f"{opened}-0"

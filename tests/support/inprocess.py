@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,6 +39,8 @@ class EngineClient:
         self.sids: dict[str, str] = {}
         #: Frames that came while :meth:`call` waited for its ack, for :meth:`receive`.
         self.early: list[Frame] = []
+        #: The ack ids of :meth:`call`, as a client numbers them: each once.
+        self.ack_ids = itertools.count(100)
 
     @classmethod
     async def open(
@@ -109,10 +112,11 @@ class EngineClient:
         self.sids[namespace] = answer["sid"]
         return dict(answer)
 
-    async def call(self, event: str, *args: Any, ack_id: int = 1, namespace: str = "/") -> Any:
-        """Emit an event asking for an ack, and return the ack's arguments (frames that come before
-        it are left for :meth:`receive`)."""
+    async def call(self, event: str, *args: Any, ack_id: int | None = None, namespace: str = "/") -> Any:
+        """Emit an event asking for an ack (with ``ack_id``, or the next of this client's), and
+        return the ack's arguments (frames that come before it are left for :meth:`receive`)."""
         prefix = "" if namespace == "/" else f"{namespace},"
+        ack_id = next(self.ack_ids) if ack_id is None else ack_id
         await self.send(f"2{prefix}{ack_id}{json.dumps([event, *args])}")
         early, self.early = self.early, []
         try:
@@ -125,8 +129,9 @@ class EngineClient:
             self.early = early + self.early
 
     async def disconnect(self) -> None:
-        """Close the WebSocket as a client going away does."""
-        await self.communicator.disconnect()
+        """Close the WebSocket as a client going away does (unless the connection has ended)."""
+        if not self.communicator.future.done():
+            await self.communicator.disconnect()
 
 
 @contextlib.asynccontextmanager
@@ -139,10 +144,11 @@ async def served(shards: list[int] | None = None) -> AsyncIterator[Worker]:
         yield worker
     finally:
         worker.stop()
-        # an idle read of the in-memory layer loses nothing when cancelled: no grace to wait out
-        with mock.patch("sioless.worker.RECEIVE_GRACE", 0.0):
-            await asyncio.wait_for(running, 15)
-        await let_go_of_the_database()
+        try:  # an idle read of the in-memory layer loses nothing when cancelled: no grace to wait out
+            with mock.patch("sioless.worker.RECEIVE_GRACE", 0.0):
+                await asyncio.wait_for(running, 15)
+        finally:
+            await let_go_of_the_database()
 
 
 async def let_go_of_the_database() -> None:
