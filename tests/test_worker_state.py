@@ -175,8 +175,9 @@ async def test_without_a_stored_auth_a_recovery_runs_the_connect_steps(
     recovery_settings.SIOLESS = {**recovery_settings.SIOLESS, "KEEP_AUTH": False}
     async with served():
         _, pid = await lost_socket("/guarded", {"token": "secret"})
-        client, frame = await recover("/guarded", pid)  # no token now: the middleware refuses
+        refused, frame = await recover("/guarded", pid)  # no token now: the middleware refuses
         assert frame == '4/guarded,{"message":"token required"}'
+        await refused.disconnect()
         _, pid = await lost_socket("/guarded", {"token": "secret"})
         client, frame = await recover("/guarded", pid, token="secret")
         assert frame.startswith("0/guarded,")

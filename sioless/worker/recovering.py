@@ -45,7 +45,7 @@ class Recovering:
         self.outbound = life.outbound
         self.connector = connector
         self.expiry = expiry
-        #: When each pid was last recovered, the last minute's attempts (monotonic seconds).
+        #: The last minute's recovery attempts of each pid, by its digest (monotonic seconds).
         self._attempts: dict[str, list[float]] = {}
 
     @property
@@ -76,7 +76,7 @@ class Recovering:
             await self.connector.connect_afresh(conn, socket)
             return
         try:
-            await self._recover(conn, socket, stored, reason, pid, offset)
+            await self._recover(conn, socket, stored, reason, pid, pid_digest, offset)
         except Exception:
             logger.exception("socket %s of %s could not be recovered: it stays suspended", stored.sid, socket.namespace)
             await self.life.writes.write(store.suspend_socket, stored, pid_digest, reason)
@@ -86,7 +86,14 @@ class Recovering:
                 await self.connector.refuse(conn, socket.namespace, "Internal server error")
 
     async def _recover(
-        self, conn: Connection, socket: Socket, stored: StoredSocket, reason: str, pid: str, offset: str
+        self,
+        conn: Connection,
+        socket: Socket,
+        stored: StoredSocket,
+        reason: str,
+        pid: str,
+        pid_digest: str,
+        offset: str,
     ) -> None:
         """Recover a claimed socket: what it missed is read, sent again, and followed by what its
         consumer held meanwhile."""
@@ -98,7 +105,6 @@ class Recovering:
             self.expiry.end(stored, reason, await load_users({stored.handshake.get("user_id")}))
             await self.connector.connect_afresh(conn, socket)
             return
-        pid_digest = digest(pid)
         if conn.sockets.get(socket.namespace) is not socket:  # this connection was lost meanwhile too
             await self.life.writes.write(
                 store.suspend_socket, stored, pid_digest, str(DisconnectReason.TRANSPORT_CLOSE)
