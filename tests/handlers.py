@@ -298,3 +298,10 @@ async def slow_guard_connect(socket: Socket, auth: dict[str, Any]) -> None:
 async def redelivered(socket: Socket) -> bool:
     """Whether this event may have been handled before (its worker died as it ran)."""
     return socket.redelivered
+
+
+@sio.on("disconnect", namespace="/presence")
+async def presence_disconnect(socket: Socket, reason: str) -> None:
+    """Who is still in the namespace, as the database has it: the one leaving is not."""
+    listed = sorted(found.sid for found in await sio.afetch_sockets(namespace="/presence"))
+    await sio.aemit("present", listed, namespace="/presence")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -271,6 +272,24 @@ async def test_disconnects_from_either_side_run_the_disconnect_handler(client: E
     assert await leaving.receive() == "1"
     kicked = leaving.sids["/"]
     assert await client.receive_json("2") == ["gone", {"sid": kicked, "reason": "server namespace disconnect"}]
+    await leaving.disconnect()
+
+
+async def test_a_disconnect_handler_reads_the_database_without_its_socket(
+    client: EngineClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staying = (await client.connect("/presence"))["sid"]
+    leaving = await EngineClient.open()
+    await leaving.connect("/presence")
+    write_all = writes._write_all
+
+    def slow(batch: list[Any]) -> None:  # a busy database: the removal commits late
+        time.sleep(0.3)
+        write_all(batch)
+
+    monkeypatch.setattr(writes, "_write_all", slow)
+    await leaving.send("1/presence,")
+    assert await client.receive_json("2/presence,") == ["present", [staying]]
     await leaving.disconnect()
 
 

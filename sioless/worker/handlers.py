@@ -8,7 +8,7 @@ import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -68,12 +68,16 @@ class Tasks:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    def run_handler(self, handler: Callable[..., Any], *args: Any, about: str = "") -> None:
+    def run_handler(
+        self, handler: Callable[..., Any], *args: Any, about: str = "", after: Awaitable[None] | None = None
+    ) -> None:
         """Run a handler or callback in the background, logging what it raises (``about``: which
-        handler of what, for the log)."""
+        handler of what, for the log); once ``after`` is done, if given (a write it must see)."""
 
         async def run() -> None:
             try:
+                if after is not None:
+                    await asyncio.shield(after)
                 await call_handler(handler, *args)
             except Exception:
                 logger.exception("%s raised", about or handler_name(handler))

@@ -4,7 +4,7 @@ lost, and the close of a whole connection. This is the worker as a socket sees i
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from channels.layers import BaseChannelLayer
@@ -107,20 +107,22 @@ class Lifecycle:
         connection_of(socket).sockets.pop(socket.namespace, None)
         was_connected, socket.connected = socket.connected, False
         socket.abandon_acks("the socket disconnected")
-        if socket.persisted:  # not waited for: the writes after it keep its order
+        removed = None
+        if socket.persisted:  # not waited for here (the writes after it keep its order), but by its handler
             socket.persisted = False
-            self.writes.enqueue(store.delete_socket, socket.sid)
+            removed = self.writes.enqueue(store.delete_socket, socket.sid)
         await self.outbound.discard_groups(socket, groups_of(socket), tell_client=tell_client)
         logger.debug("socket %s of %s disconnected: %s", socket.sid, socket.namespace, reason)
         if was_connected:
-            self.run_disconnect_handler(socket, str(reason))
+            self.run_disconnect_handler(socket, str(reason), after=removed)
 
-    def run_disconnect_handler(self, socket: Socket, reason: str) -> None:
-        """Run the socket's disconnect handler, if its namespace has one."""
+    def run_disconnect_handler(self, socket: Socket, reason: str, after: Awaitable[None] | None = None) -> None:
+        """Run the socket's disconnect handler, if its namespace has one (once ``after`` is done:
+        the database no longer holds the socket, for what the handler reads)."""
         handler = socket.handlers.handler("disconnect")
         if handler is not None:
             about = f"disconnect handler {handler_name(handler)} of {socket!r}"
-            self.tasks.run_handler(handler, socket, reason, about=about)
+            self.tasks.run_handler(handler, socket, reason, about=about, after=after)
 
     async def suspend(self, socket: Socket, reason: DisconnectReason) -> None:
         """Keep a socket whose connection was lost for its client to recover: no disconnect handler
