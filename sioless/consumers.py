@@ -47,8 +47,9 @@ _reported_tick = 0
 #: Most broadcasts a connection holds while one of its sockets is recovered, and most seconds
 #: (checked at each heartbeat tick): past either, what it holds is sent as it is.
 HOLD_LIMIT = 1000
-#: Most acks a connection remembers it sent (to send each once, however often its handler runs).
-ACKS_REMEMBERED = 1000
+#: Acks a connection remembers it sent, to send the ack of an event handled again (its worker died)
+#: once: twice the frames a connection may have in flight, the most a dead worker can leave.
+ACKS_REMEMBERED = 64
 HOLD_SECONDS = 10.0
 
 logger = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class EngineConsumer(LeanConsumer):
         self.groups.update(message.get("groups", ()))
         if self.outbox is not None:
             await self.outbox.credit(message.get("handled"))
-        if "ack" in message and not self.first_ack(message["ack"]):
+        if "ack" in message and not self.note_ack(message["ack"]) and message.get("again"):
             return  # a handler run again after its worker died: the client had its ack
         await self.send_messages(message["frames"])
         if "release" in message:
@@ -184,11 +185,11 @@ class EngineConsumer(LeanConsumer):
         else:
             await self.outbox.credit(message["handled"])
 
-    def first_ack(self, ack: tuple[str, int] | list[Any]) -> bool:
-        """Whether the ack of the client's event ``ack`` (its socket's sid and ack id) is new."""
+    def note_ack(self, ack: tuple[str, int] | list[Any]) -> bool:
+        """Note the ack of the client's event ``ack`` (its socket's sid and ack id); whether it is new."""
         if self.acks_sent is None:
             self.acks_sent = _SentAcks()
-        return self.acks_sent.first((ack[0], ack[1]))
+        return self.acks_sent.note((ack[0], ack[1]))
 
     def client_present(self) -> bool:
         """Whether the client is there, as far as this consumer knows (a WebSocket's is, until it closes)."""
@@ -325,14 +326,13 @@ def payload_size(frame: str | bytes) -> int:
 
 
 class _SentAcks:
-    """The latest ``ACKS_REMEMBERED`` acks a client was sent, by socket sid and ack id (a socket
-    connected anew may number its acks anew)."""
+    """The latest ``ACKS_REMEMBERED`` acks a client was sent, by socket sid and ack id."""
 
     def __init__(self) -> None:
         self.order: collections.deque[tuple[str, int]] = collections.deque()
         self.sent: set[tuple[str, int]] = set()
 
-    def first(self, ack: tuple[str, int]) -> bool:
+    def note(self, ack: tuple[str, int]) -> bool:
         """Note an ack; whether it is new."""
         if ack in self.sent:
             return False

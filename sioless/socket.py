@@ -129,6 +129,9 @@ class Socket:
         self.persisted = False
         self.saving = False
         self.recovered = False
+        #: Whether ``auth`` is what the client connected with: False for a socket a worker revived
+        #: without it (``KEEP_AUTH`` off, ``SECRET_KEY`` changed), whose ``auth`` is ``{}``.
+        self.auth_kept = True
         #: With recovery on: the private id the client recovers this socket with (known in the
         #: worker that connected it), and its digest (kept in the database).
         self.pid: str | None = None

@@ -162,7 +162,7 @@ def suspend_socket(socket: StoredSocket, pid_digest: str, reason: str) -> None:
                 "namespace_group": namespace_group(socket.namespace),
                 "eio_sid": socket.eio_sid,
                 "handshake": socket.handshake,
-                "auth": seal(socket.auth),
+                "auth": seal(socket.auth) if socket.auth_kept else None,
                 "data": socket.data,
                 "rooms": sorted(socket.rooms - {socket.sid}),
                 "reason": reason,

@@ -313,3 +313,20 @@ async def test_a_pid_recovered_again_and_again_starts_afresh(
     client, frame = await recover("/", pid)
     assert json.loads(frame[1:])["sid"] != sid
     await client.disconnect()
+
+
+async def test_a_socket_revived_without_its_auth_runs_its_connect_steps_when_recovered(
+    recovery_settings: Settings, transactional_db: None
+) -> None:
+    """A worker revived a socket whose auth it could not read (SECRET_KEY changed): when that
+    socket is lost and recovered, the ``{}`` it was revived with is not taken for its auth."""
+    async with served():
+        client = await EngineClient.open()
+        connected = await client.connect("/guarded", {"token": "secret"})
+    recovery_settings.SECRET_KEY = "a key of the next deploy"
+    async with served():  # revived without its auth
+        await client.disconnect()  # lost: suspended
+        await asyncio.sleep(0.2)
+        refused, frame = await recover("/guarded", connected["pid"])
+        assert frame == '4/guarded,{"message":"token required"}'
+        await refused.disconnect()

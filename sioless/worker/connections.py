@@ -6,13 +6,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from ..conf import conf
 from ..namespaces import Namespace
 from ..protocol import socketio
 from ..records import Handshake, StoredSocket
 from ..socket import Socket, SocketHost
 
-#: Most namespace CONNECTs and DISCONNECTs a connection sends a second: each is a database write.
-MAX_NAMESPACE_CHANGES = 20
+#: Namespace connects and disconnects a connection may make a second (each is a database write),
+#: past a first burst of ``MAX_NAMESPACES`` plus as many.
+NAMESPACE_CHANGES_PER_SECOND = 20
 
 
 @dataclass
@@ -44,9 +46,10 @@ class Connection:
     probe: asyncio.Future[None] | None = None
     #: Whether its row is written (or on its way): with its first socket's, or it was revived.
     persisted: bool = False
-    #: Its namespace CONNECTs and DISCONNECTs in the second since ``changes_since`` (time.monotonic()).
-    namespace_changes: int = 0
-    changes_since: float = 0.0
+    #: The namespace connects and disconnects it may make now (None: a full burst), as of
+    #: ``allowance_at`` (time.monotonic()).
+    namespace_allowance: float | None = None
+    allowance_at: float = 0.0
 
     @property
     def handled(self) -> int:
@@ -54,12 +57,15 @@ class Connection:
         return self.taken - self.pending
 
     def may_change_namespaces(self, now: float) -> bool:
-        """Count a namespace CONNECT or DISCONNECT; whether the connection is within
-        ``MAX_NAMESPACE_CHANGES`` in a second."""
-        if now - self.changes_since >= 1.0:
-            self.changes_since, self.namespace_changes = now, 0
-        self.namespace_changes += 1
-        return self.namespace_changes <= MAX_NAMESPACE_CHANGES
+        """Count a namespace connect or disconnect; whether the connection is within its
+        allowance (a burst of ``MAX_NAMESPACES`` + ``NAMESPACE_CHANGES_PER_SECOND``, refilled at
+        ``NAMESPACE_CHANGES_PER_SECOND``)."""
+        burst = conf.MAX_NAMESPACES + NAMESPACE_CHANGES_PER_SECOND
+        allowance = burst if self.namespace_allowance is None else self.namespace_allowance
+        allowance = min(burst, allowance + (now - self.allowance_at) * NAMESPACE_CHANGES_PER_SECOND)
+        self.allowance_at = now
+        self.namespace_allowance = allowance - 1 if allowance >= 1 else allowance
+        return allowance >= 1
 
 
 class Connections(dict[str, Connection]):
@@ -82,6 +88,7 @@ def connection_of(socket: Socket) -> Connection:
 def revived_socket(host: SocketHost, conn: Connection, stored: StoredSocket, handlers: Namespace) -> Socket:
     """A socket of ``conn`` as the database kept it, already connected and recorded."""
     socket = Socket(host, conn, stored.sid, stored.namespace, stored.auth, handlers)
+    socket.auth_kept = stored.auth_kept
     take_record(socket, stored)
     socket.persisted = True
     return socket

@@ -14,7 +14,7 @@ from ..fields import unstorable
 from ..namespaces import CATCH_ALL, LIFECYCLE_EVENTS
 from ..protocol import socketio
 from ..protocol.socketio import Packet, PacketType
-from ..socket import Ack, Socket
+from ..socket import Ack, Socket, redelivered_event
 from ..writes import OrderedWrites
 from .connections import connection_of
 from .handlers import call_handler, handler_name, takes_ack
@@ -70,7 +70,8 @@ class Events:
             except PayloadError:
                 logger.exception("%s returned an ack that cannot be sent", _about(handler, event, socket))
                 return
-            await self.life.outbound.frames(connection_of(socket), frames, handled=1, ack=(socket.sid, ack_id))
+            ack, again = (socket.sid, ack_id), redelivered_event.get()
+            await self.life.outbound.frames(connection_of(socket), frames, handled=1, ack=ack, again=again)
 
     async def save_data(self, socket: Socket, about: str) -> None:
         """Save ``socket.data`` if a handler (``about``, for the log) changed it; one write at a

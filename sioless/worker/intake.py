@@ -31,7 +31,7 @@ from ..records import Handshake
 from ..sids import redacted
 from ..socket import Socket, redelivered_event
 from .connect import Connector
-from .connections import MAX_NAMESPACE_CHANGES, Connection, Connections
+from .connections import NAMESPACE_CHANGES_PER_SECOND, Connection, Connections, connection_of
 from .events import Events
 from .handlers import Tasks, handler_started
 from .lifecycle import Lifecycle
@@ -41,7 +41,6 @@ from .users import load_users, user_of
 logger = logging.getLogger(__name__)
 
 Job = Coroutine[Any, Any, None]
-_NAMESPACE_CHANGES = frozenset({PacketType.CONNECT, PacketType.DISCONNECT})
 
 
 def no_receipt() -> None:
@@ -218,8 +217,6 @@ class Intake:
 
     async def _route(self, conn: Connection, packet: Packet) -> Job | None:
         """Act on a packet; the handler run it starts, if any."""
-        if packet.type in _NAMESPACE_CHANGES and not conn.may_change_namespaces(time.monotonic()):
-            raise ProtocolError(f"over {MAX_NAMESPACE_CHANGES} namespace connects and disconnects a second")
         if packet.type is PacketType.CONNECT:
             return await self._on_connect(conn, packet)
         socket = conn.sockets.get(packet.namespace)
@@ -234,11 +231,13 @@ class Intake:
         admitted = await self.connector.admit(conn, packet)
         if admitted is None:
             return None
+        _count_namespace_change(conn)
         if admitted.pid is not None and admitted.offset is not None:
             return self.recovering.recover_or_connect(conn, admitted.socket, admitted.pid, admitted.offset)
         return self.connector.connect_afresh(conn, admitted.socket)
 
     async def _on_disconnect(self, socket: Socket, packet: Packet) -> None:
+        _count_namespace_change(connection_of(socket))
         await self.life.remove(socket, DisconnectReason.CLIENT_NAMESPACE_DISCONNECT, tell_client=False)
 
     async def _on_event(self, socket: Socket, packet: Packet) -> Job | None:
@@ -246,3 +245,10 @@ class Intake:
 
     async def _on_ack(self, socket: Socket, packet: Packet) -> None:
         socket.acknowledge(packet.id, packet.data)  # type: ignore[arg-type]
+
+
+def _count_namespace_change(conn: Connection) -> None:
+    """Count a namespace connect or disconnect (each a database write); ProtocolError past the
+    connection's allowance."""
+    if not conn.may_change_namespaces(time.monotonic()):
+        raise ProtocolError(f"over {NAMESPACE_CHANGES_PER_SECOND} namespace connects and disconnects a second")

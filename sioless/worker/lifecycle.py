@@ -16,7 +16,7 @@ from ..protocol.engineio import Frame
 from ..protocol.socketio import Packet, PacketType
 from ..reasons import DisconnectReason
 from ..records import StoredSocket
-from ..socket import Socket
+from ..socket import Socket, redelivered_event
 from ..writes import OrderedWrites
 from .connections import Connection, Connections, connection_of
 from .handlers import Tasks, handler_name
@@ -46,7 +46,7 @@ class Lifecycle:
             socket.sent_before_connect.extend(frames)
         else:
             ack = None if ack_id is None else (socket.sid, ack_id)
-            await self.outbound.frames(connection_of(socket), frames, ack=ack)
+            await self.outbound.frames(connection_of(socket), frames, ack=ack, again=redelivered_event.get())
 
     async def _drop(self, conn: Connection) -> None:
         """Close a connection whose client cannot take what it is sent (its channel is full)."""
@@ -137,6 +137,7 @@ class Lifecycle:
             eio_sid=conn.eio_sid,
             namespace=socket.namespace,
             auth=socket.auth,
+            auth_kept=socket.auth_kept,
             data=dict(socket.data),
             rooms=frozenset(socket.rooms),
             handshake=conn.handshake.to_record(),

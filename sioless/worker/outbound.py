@@ -51,12 +51,14 @@ class Outbound:
         drop_held: str | None = None,
         groups: list[str] | None = None,
         ack: tuple[str, int] | None = None,
+        again: bool = False,
     ) -> None:
         """Send Socket.IO frames to one client, with how far its own frames are handled (counting
         ``handled`` more that are done), the ``groups`` whose broadcasts its consumer takes from
         now on, and the broadcasts held for a recovery to ``release`` after them (or to drop: the
         log of a recovery refused). ``ack``: the socket sid and ack id of the client's event they
-        acknowledge (its consumer sends an ack once, however often a handler runs). A closed
+        acknowledge, ``again`` when that event was handled again (its worker died): its consumer
+        does not send an ack the client already has. A closed
         connection is sent nothing; one whose client cannot take them is dropped."""
         if not self.connections.serves(conn):
             return
@@ -70,6 +72,8 @@ class Outbound:
             message["groups"] = groups
         if ack is not None:
             message["ack"] = ack
+            if again:
+                message["again"] = True
         if not await self.send(conn.reply, message):
             await self._drop(conn)
 
