@@ -3,6 +3,7 @@ a socket as the database keeps it. No I/O and no imports of the rest of sioless 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -11,14 +12,18 @@ from .conf import conf
 
 #: Seconds ``call`` waits for a client's acknowledgement unless told otherwise.
 DEFAULT_CALL_TIMEOUT = 60.0
+#: Most characters of headers, and of query, the database keeps of a handshake (a session's row,
+#: and each suspended socket's): those past it are left out, in the order the client sent them.
+MAX_RECORDED = 8192
 
 
 @dataclass(frozen=True)
 class Handshake:
     """What the client's HTTP upgrade request said (``cookie`` is left out).
 
-    The database keeps it without ``PRIVATE_HEADERS`` and ``PRIVATE_QUERY_PARAMETERS``
-    (:meth:`to_record`): a socket revived from there no longer has them.
+    The database keeps it without ``PRIVATE_HEADERS`` and ``PRIVATE_QUERY_PARAMETERS``, and at
+    most ``MAX_RECORDED`` characters of headers and of query (:meth:`to_record`): a socket revived
+    from there no longer has what was left out.
     """
 
     query: dict[str, str]
@@ -39,16 +44,29 @@ class Handshake:
         return cls(**message)
 
     def to_record(self) -> dict[str, Any]:
-        """What the database keeps: no credential headers, no secret query parameters."""
-        private_headers, private_query = conf.PRIVATE_HEADERS, conf.PRIVATE_QUERY_PARAMETERS
-        query = {key: value for key, value in self.query.items() if key not in private_query}
+        """What the database keeps: no credential headers, no secret query parameters, and no more
+        than ``MAX_RECORDED`` characters of either."""
+        query = _bounded(self.query, conf.PRIVATE_QUERY_PARAMETERS)
         path = self.url.partition("?")[0]
         return {
             **self.to_message(),
             "query": query,
-            "headers": {name: value for name, value in self.headers.items() if name not in private_headers},
+            "headers": _bounded(self.headers, conf.PRIVATE_HEADERS),
             "url": f"{path}?{urlencode(query)}",
         }
+
+
+def _bounded(fields: dict[str, str], private: Collection[str]) -> dict[str, str]:
+    """``fields`` without the ``private`` ones, and without those past ``MAX_RECORDED`` characters
+    in all (taken in order: one too long for what is left is left out, the next may fit)."""
+    kept: dict[str, str] = {}
+    room = MAX_RECORDED
+    for name, value in fields.items():
+        size = len(name) + len(value)
+        if name not in private and size <= room:
+            room -= size
+            kept[name] = value
+    return kept
 
 
 @dataclass(frozen=True)
