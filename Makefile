@@ -26,9 +26,10 @@ demo-production: $(INSTALLED) $(DEMO_CLIENT)
 # The whole suite: lint, the fast tier (with its coverage floor), then the end-to-end tier.
 test: test-fast test-e2e
 
-# No server process: the worker, consumers and layers in the test's own process (about a minute).
+# No server process: the worker, consumers and layers in the test's own processes (one a core).
 test-fast: lint
-	SIOLESS_TEST_TIER=fast $(BIN)/pytest -m "not e2e" --cov=sioless --cov-report=term:skip-covered --cov-fail-under=80
+	SIOLESS_TEST_TIER=fast $(BIN)/pytest -n auto -m "not e2e" \
+		--cov=sioless --cov-report=term:skip-covered --cov-fail-under=80
 
 # Real daphne, workers, qcluster, Redis, PostgreSQL, Node clients and Chromium.
 test-e2e: $(INSTALLED) $(NODE_CLIENTS) $(DEMO_CLIENT) $(BENCH_CLIENTS) $(CHROMIUM)
