@@ -34,17 +34,17 @@ def received_frame(event: dict[str, Any]) -> Frame:
 
 
 def send_event(frame: Frame) -> dict[str, Any]:
-    """The ASGI ``websocket.send`` event of a frame."""
-    return _event("websocket.send", frame)
+    """The ASGI ``websocket.send`` event of a frame (on every delivery's path: one call, no more)."""
+    if isinstance(frame, bytes):
+        return {"type": "websocket.send", "bytes": frame}
+    return {"type": "websocket.send", "text": frame}
 
 
 def receive_event(frame: Frame) -> dict[str, Any]:
     """The ASGI ``websocket.receive`` event of a frame (a polling client's, as a WebSocket's would be)."""
-    return _event("websocket.receive", frame)
-
-
-def _event(kind: str, frame: Frame) -> dict[str, Any]:
-    return {"type": kind, "bytes": frame} if isinstance(frame, bytes) else {"type": kind, "text": frame}
+    if isinstance(frame, bytes):
+        return {"type": "websocket.receive", "bytes": frame}
+    return {"type": "websocket.receive", "text": frame}
 
 
 #: What ASGI servers raise on a send to a connection the client has closed: OSError subclasses
