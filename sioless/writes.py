@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, transaction
@@ -57,6 +58,8 @@ class OrderedWrites:
         self.writing: asyncio.Task[None] | None = None
         #: Writes dropped because the backlog was full (since the last outage ended).
         self.lost = 0
+        #: Blocks of :meth:`together` open now: no batch starts while one is.
+        self._together = 0
 
     async def write(self, function: Callable[..., None], *args: Any) -> None:
         """Write with the others asked for meanwhile, or after the backlog if there is one; return
@@ -74,14 +77,29 @@ class OrderedWrites:
         loop = asyncio.get_running_loop()
         written = loop.create_future()
         self.waiting.append(((function, args), written))
-        if self.writing is None:
-            self.writing = loop.create_task(self._write_waiting())
+        self._start()
         return written
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """The writes asked for in this block go in one transaction (with those already waiting):
+        no batch starts while it is open. Wait for none of them inside it."""
+        self._together += 1
+        try:
+            yield
+        finally:
+            self._together -= 1
+            self._start()
+
+    def _start(self) -> None:
+        """Start writing what waits, unless it is under way or a :meth:`together` block is open."""
+        if self.writing is None and self.waiting and not self._together:
+            self.writing = asyncio.get_running_loop().create_task(self._write_waiting())
 
     async def _write_waiting(self) -> None:
         """Write what waits, a transaction at a time, until nothing does."""
         try:
-            while self.waiting:
+            while self.waiting and not self._together:
                 batch, self.waiting = self.waiting, []
                 await self._write_batch([write for write, _ in batch])
                 for _, written in batch:

@@ -20,7 +20,7 @@ from sioless.conf import conf
 from sioless.models import EngineSession, NamespaceSocket, RoomMembership
 from sioless.names import worker_channel
 from sioless.store import in_store_thread
-from sioless.worker import Worker
+from sioless.worker import Worker, outbound
 from tests.support.inprocess import EngineClient, served
 
 
@@ -306,8 +306,15 @@ async def test_a_close_writes_its_sockets_and_session_away_in_one_transaction(
         write_all(batch)
 
     monkeypatch.setattr(writes, "_write_all", counted)
+    discard_all = outbound.group_discard_all
+
+    async def over_the_network(*args: Any) -> None:  # as Redis is: the close waits between its sockets
+        await asyncio.sleep(0.05)
+        await discard_all(*args)
+
+    monkeypatch.setattr(outbound, "group_discard_all", over_the_network)
     await client.disconnect()
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.5)
     assert transactions == [["delete_socket", "delete_socket", "delete_socket", "delete_session"]]
 
 

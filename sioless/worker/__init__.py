@@ -73,8 +73,8 @@ class Worker:
             Events(self.life, self.writes),
             self.tasks,
         )
-        #: Inside the one server process of development: the shards are its own, and a session of
-        #: any other process is a ghost of a process that stopped.
+        # embedded: inside the one server process of development, the shards are its own (its lease
+        # is taken at once), and a session of any other process is a ghost of one that stopped
         upkeep = Upkeep(namespaces, self.connections, self.life, expiry, embedded=embedded)
         self.runner = ShardRunner(
             self.name,

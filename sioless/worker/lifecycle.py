@@ -3,6 +3,7 @@ lost, and the close of a whole connection. This is the worker as a socket sees i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -84,13 +85,17 @@ class Lifecycle:
         for its client to recover, when the reason allows it)."""
         if self.connections.pop(conn.eio_sid, None) is None:
             return
-        for socket in list(conn.sockets.values()):
-            if socket.pid_digest is not None and socket.connected and reason in recovery.RECOVERABLE:
-                await self.suspend(socket, reason)
-            else:
-                await self.remove(socket, reason, tell_client=False)
-        if conn.persisted:  # with its sockets' removals and suspensions, in one transaction
-            await self.writes.write(store.delete_session, conn.eio_sid)
+        session_gone = None
+        with self.writes.together():  # its sockets' removals and suspensions, and its row: one transaction
+            for socket in list(conn.sockets.values()):
+                if socket.pid_digest is not None and socket.connected and reason in recovery.RECOVERABLE:
+                    await self.suspend(socket, reason)
+                else:
+                    await self.remove(socket, reason, tell_client=False)
+            if conn.persisted:
+                session_gone = self.writes.enqueue(store.delete_session, conn.eio_sid)
+        if session_gone is not None:  # a recovery's claim may come next: the suspensions are written
+            await asyncio.shield(session_gone)
         if tell_client:
             await self.outbound.close(conn.reply, reason)
 
