@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from channels.layers import get_channel_layer
@@ -330,3 +331,25 @@ async def test_a_socket_revived_without_its_auth_runs_its_connect_steps_when_rec
         refused, frame = await recover("/guarded", connected["pid"])
         assert frame == '4/guarded,{"message":"token required"}'
         await refused.disconnect()
+
+
+async def test_a_recovery_that_fails_half_way_leaves_the_socket_suspended(
+    recovering_worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid, pid = await lost_socket()
+    missed = packet_logs.MemoryPacketLog.missed
+
+    async def unreadable(self: packet_logs.PacketLog, *args: Any, bounded: bool = True) -> Any:
+        if not bounded:  # the second read, once its consumer holds broadcasts: Redis went away
+            raise ConnectionError("the log cannot be read")
+        return await missed(self, *args, bounded=bounded)
+
+    monkeypatch.setattr(packet_logs.MemoryPacketLog, "missed", unreadable)
+    client, frame = await recover("/", pid)
+    assert frame == '4{"message":"Internal server error"}'
+    await client.disconnect()
+    assert await in_store_thread(lambda: SuspendedSocket.objects.filter(sid=sid).exists())
+    monkeypatch.setattr(packet_logs.MemoryPacketLog, "missed", missed)
+    client, frame = await recover("/", pid)  # the client tries again
+    assert json.loads(frame[1:])["sid"] == sid
+    await client.disconnect()

@@ -97,10 +97,11 @@ class Connector:
         refused = Packet(PacketType.CONNECT_ERROR, socket.namespace, refusal.body())
         await self.life.outbound.frames(conn, socketio.encode(refused), drop_held=release[0] if release else None)
 
-    async def refuse(self, conn: Connection, namespace: str, message: str) -> None:
-        """Send CONNECT_ERROR for a namespace no socket was made for."""
+    async def refuse(self, conn: Connection, namespace: str, message: str, *, drop_held: str | None = None) -> None:
+        """Send CONNECT_ERROR for a namespace no socket was made for (or no longer is: then the
+        broadcasts its consumer may hold for it, of the log ``drop_held``, go)."""
         refused = Packet(PacketType.CONNECT_ERROR, namespace, {"message": message})
-        await self.life.outbound.frames(conn, socketio.encode(refused))
+        await self.life.outbound.frames(conn, socketio.encode(refused), drop_held=drop_held)
 
     async def _connect_steps(self, conn: Connection, socket: Socket) -> ConnectionRefused | None:
         """Run the middlewares, then the connect handler, until one refuses; its refusal."""

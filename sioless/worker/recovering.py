@@ -83,7 +83,8 @@ class Recovering:
             if conn.sockets.get(socket.namespace) is socket:
                 socket.connected = False  # its disconnect handler runs when it expires, not now
                 await self.life.remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=True)
-                await self.connector.refuse(conn, socket.namespace, "Internal server error")
+                held = namespace_group(socket.namespace)  # if it came as far as holding broadcasts
+                await self.connector.refuse(conn, socket.namespace, "Internal server error", drop_held=held)
 
     async def _recover(
         self,
