@@ -7,7 +7,6 @@ Socket.IO frames to its shard's worker without decoding them.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import secrets
 import time
@@ -47,10 +46,10 @@ _reported_tick = 0
 #: Most broadcasts a connection holds while one of its sockets is recovered, and most seconds
 #: (checked at each heartbeat tick): past either, what it holds is sent as it is.
 HOLD_LIMIT = 1000
+HOLD_SECONDS = 10.0
 #: Acks a connection remembers it sent, to send the ack of an event handled again (its worker died)
 #: once: twice the frames a connection may have in flight, the most a dead worker can leave.
 ACKS_REMEMBERED = 64
-HOLD_SECONDS = 10.0
 
 logger = logging.getLogger(__name__)
 
@@ -329,17 +328,16 @@ class _SentAcks:
     """The latest ``ACKS_REMEMBERED`` acks a client was sent, by socket sid and ack id."""
 
     def __init__(self) -> None:
-        self.order: collections.deque[tuple[str, int]] = collections.deque()
-        self.sent: set[tuple[str, int]] = set()
+        #: The acks, oldest first (a dict keeps its keys in the order they came).
+        self.sent: dict[tuple[str, int], None] = {}
 
     def note(self, ack: tuple[str, int]) -> bool:
         """Note an ack; whether it is new."""
         if ack in self.sent:
             return False
-        self.sent.add(ack)
-        self.order.append(ack)
-        if len(self.order) > ACKS_REMEMBERED:
-            self.sent.discard(self.order.popleft())
+        self.sent[ack] = None
+        if len(self.sent) > ACKS_REMEMBERED:
+            del self.sent[next(iter(self.sent))]
         return True
 
 

@@ -14,9 +14,8 @@ from ..fields import unstorable
 from ..namespaces import CATCH_ALL, LIFECYCLE_EVENTS
 from ..protocol import socketio
 from ..protocol.socketio import Packet, PacketType
-from ..socket import Ack, Socket, redelivered_event
+from ..socket import Ack, Socket
 from ..writes import OrderedWrites
-from .connections import connection_of
 from .handlers import call_handler, handler_name, takes_ack
 from .lifecycle import Lifecycle
 
@@ -62,7 +61,7 @@ class Events:
             logger.exception("%s raised", _about(handler, event, socket))
             return
         finally:
-            await self.save_data(socket, _about(handler, event, socket))
+            await self.save_data(socket, handler, event)
         if ack_id is not None and socket.connected:
             ack_args = [] if result is None else list(result) if isinstance(result, tuple) else [result]
             try:
@@ -70,13 +69,12 @@ class Events:
             except PayloadError:
                 logger.exception("%s returned an ack that cannot be sent", _about(handler, event, socket))
                 return
-            ack, again = (socket.sid, ack_id), redelivered_event.get()
-            await self.life.outbound.frames(connection_of(socket), frames, handled=1, ack=ack, again=again)
+            await self.life.send_to(socket, frames, ack_id=ack_id, handled=1)
 
-    async def save_data(self, socket: Socket, about: str) -> None:
-        """Save ``socket.data`` if a handler (``about``, for the log) changed it; one write at a
-        time, the latest data wins. Data the database cannot store is not saved: the error says
-        which handler stored it."""
+    async def save_data(self, socket: Socket, handler: Callable[..., Any], event: str) -> None:
+        """Save ``socket.data`` if the handler of ``event`` changed it; one write at a time, the
+        latest data wins. Data the database cannot store is not saved: the error says which handler
+        stored it."""
         if socket.saving:
             return  # the save under way writes this change too
         socket.saving = True
@@ -85,6 +83,7 @@ class Events:
                 socket.data.dirty = False
                 data = dict(socket.data)
                 if (why := unstorable(data)) is not None:
+                    about = _about(handler, event, socket)
                     logger.error("%s stored in socket.data what cannot be saved (%s): not saved", about, why)
                     return
                 await self.writes.write(store.save_data, socket.sid, data)

@@ -40,14 +40,19 @@ class Lifecycle:
         """The channel layer (a socket logs what it emits in the layer's packet log)."""
         return self.outbound.layer
 
-    async def send_to(self, socket: Socket, frames: list[Frame], *, ack_id: int | None = None) -> None:
-        """Send a socket's frames to its client (the ack of its event ``ack_id``, if they are one);
-        those of a socket still connecting wait for CONNECT."""
+    async def send_to(
+        self, socket: Socket, frames: list[Frame], *, ack_id: int | None = None, handled: int = 0
+    ) -> None:
+        """Send a socket's frames to its client (the ack of its event ``ack_id``, if they are one,
+        with ``handled`` more of its frames done: see :meth:`Outbound.frames`); those of a socket
+        still connecting wait for CONNECT."""
         if socket.sent_before_connect is not None:
             socket.sent_before_connect.extend(frames)
+        elif ack_id is None:
+            await self.outbound.frames(connection_of(socket), frames, handled=handled)
         else:
-            ack = None if ack_id is None else (socket.sid, ack_id)
-            await self.outbound.frames(connection_of(socket), frames, ack=ack, again=redelivered_event.get())
+            ack, again = (socket.sid, ack_id), redelivered_event.get()
+            await self.outbound.frames(connection_of(socket), frames, handled=handled, ack=ack, again=again)
 
     async def _drop(self, conn: Connection) -> None:
         """Close a connection whose client cannot take what it is sent (its channel is full)."""
