@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from .models import EngineSession, NamespaceSocket, RoomMembership, ShardLease, SuspendedSocket
 from .server import sio
-from .sids import redacted
+from .sids import session_key
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -29,32 +29,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(EngineSession)
 class EngineSessionAdmin(ReadOnlyAdmin):
-    # a polling session's sid is a bearer token: shown redacted (a search for a known one finds it);
-    # headers and query, however redacted: not for the admin's eyes
-    exclude = ["sid", "handshake"]
-    readonly_fields = ["session"]
-    list_display = ["session", "shard", "user_id", "opened"]
-    list_display_links = None  # a link's URL holds the sid
+    exclude = ["handshake"]  # headers and query, however redacted: not for the admin's eyes
+    list_display = ["sid", "shard", "user_id", "opened"]
     actions = None
     list_filter = ["shard"]
     search_fields = ["sid", "user_id", "sockets__sid"]
 
-    @admin.display(description="sid")
-    def session(self, session: EngineSession) -> str:
-        return redacted(session.sid)
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[EngineSession], search_term: str
+    ) -> tuple[QuerySet[EngineSession], bool]:
+        """Who knows a polling session's sid finds it by the key it is stored under."""
+        return super().get_search_results(request, queryset, session_key(search_term))
 
 
 @admin.register(NamespaceSocket)
 class NamespaceSocketAdmin(ReadOnlyAdmin):
-    exclude = ["auth", "session"]  # auth: sealed, but a credential all the same; session: its link holds the sid
-    readonly_fields = ["engine_session"]
-    list_display = ["sid", "namespace", "engine_session", "connected"]
+    exclude = ["auth"]  # sealed, but a credential all the same
+    list_display = ["sid", "namespace", "session", "connected"]
     search_fields = ["sid", "namespace", "session__sid", "session__user_id", "memberships__room"]
     actions = ["disconnect"]
-
-    @admin.display(description="engine session")
-    def engine_session(self, socket: NamespaceSocket) -> str:
-        return redacted(socket.session_id)
 
     def has_disconnect_permission(self, request: HttpRequest) -> bool:
         """Disconnecting ends sockets: it takes the permission to delete them, not only to view them."""
@@ -79,7 +72,7 @@ class RoomMembershipAdmin(ReadOnlyAdmin):
 class SuspendedSocketAdmin(ReadOnlyAdmin):
     """Sockets whose connection was lost, waiting for their client to recover them."""
 
-    exclude = ["auth", "handshake", "pid_digest"]
+    exclude = ["auth", "pid_digest"]
     list_display = ["sid", "namespace", "reason", "suspended"]
     search_fields = ["sid", "namespace"]
 

@@ -28,7 +28,7 @@ from .protocol import engineio
 from .protocol.engineio import PacketType
 from .reasons import DisconnectReason
 from .recovery import offset_key
-from .sids import redacted
+from .sids import session_key
 from .transport import (
     MESSAGE_TOO_BIG,
     NORMAL_CLOSURE,
@@ -64,6 +64,7 @@ class EngineConsumer(LeanConsumer):
 
     def __init__(self) -> None:
         self.eio_sid = ""
+        self.session_key = ""
         self.outbox: Outbox | None = None
         self.groups: set[str] = set()
         self.groups_added_at = 0.0
@@ -102,8 +103,9 @@ class EngineConsumer(LeanConsumer):
             embedded.ensure_worker()
         autobahn_debug.format_only_when_debugging()
         self.eio_sid = self.new_sid()
-        worker = worker_channel(shard_of(self.eio_sid, conf.SHARDS))
-        self.outbox = Outbox(self.channel_layer, worker, {"eio": self.eio_sid, "reply": self.channel_name})
+        self.session_key = session_key(self.eio_sid)
+        worker = worker_channel(shard_of(self.session_key, conf.SHARDS))
+        self.outbox = Outbox(self.channel_layer, worker, {"eio": self.session_key, "reply": self.channel_name})
         self.closing = False
         self.opened_at = time.monotonic()
         shutdown.serving(self)
@@ -142,9 +144,7 @@ class EngineConsumer(LeanConsumer):
             return
         if packet.type is PacketType.MESSAGE:
             if not await self.outbox.frame(packet.data, size):
-                logger.warning(
-                    "session %s closed: over MAX_BUFFERED while its worker is behind", redacted(self.eio_sid)
-                )
+                logger.warning("session %s closed: over MAX_BUFFERED while its worker is behind", self.session_key)
                 await self.close(DisconnectReason.TRANSPORT_ERROR, POLICY_VIOLATION)
         elif packet.type is PacketType.PONG:
             self.ping_sent_at = None
@@ -235,7 +235,7 @@ class EngineConsumer(LeanConsumer):
         """The worker ended the session: for a protocol error, or because it does not know it."""
         if not self.closing:
             self.closing = True
-            logger.info("session %s closed by its worker: %s", redacted(self.eio_sid), message["reason"])
+            logger.info("session %s closed by its worker: %s", self.session_key, message["reason"])
             await self.channel_layer.group_discard(HEARTBEAT_GROUP, self.channel_name)
             codes = {DisconnectReason.PARSE_ERROR: PROTOCOL_ERROR, DisconnectReason.FORCED_CLOSE: NORMAL_CLOSURE}
             code = codes.get(message["reason"], SERVER_ERROR)
@@ -295,11 +295,11 @@ class EngineConsumer(LeanConsumer):
         try:
             await self.channel_layer.group_discard(HEARTBEAT_GROUP, self.channel_name)
         except Exception:
-            logger.exception("session %s: could not leave the heartbeat group", redacted(self.eio_sid))
+            logger.exception("session %s: could not leave the heartbeat group", self.session_key)
 
     async def close(self, reason: DisconnectReason, code: int) -> None:
         """Close the connection from the server side."""
-        logger.info("session %s closed: %s", redacted(self.eio_sid), reason)
+        logger.info("session %s closed: %s", self.session_key, reason)
         await self.end(reason)
         await self.send({"type": "websocket.close", "code": code})
 

@@ -26,7 +26,6 @@ from channels.layers import BaseChannelLayer
 
 from . import messages
 from .conf import conf
-from .sids import redacted
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ class Outbox:
                 kept.append((queued, cost))
                 room -= bool(cost)
         if dropped := len(self.queue) - len(kept):
-            logger.info("session %s: %d frames held back dropped at its close", redacted(self.stamp["eio"]), dropped)
+            logger.info("session %s: %d frames held back dropped at its close", self.stamp["eio"], dropped)
         kept.append((message, 0))
         self.queue = kept
         self.buffered = sum(cost for _, cost in kept)
@@ -168,12 +167,10 @@ class Outbox:
         now = time.monotonic()
         if self.failing_since is None:
             self.failing_since = now
-            logger.warning("worker channel %s %s: session %s waits", self.channel, why, redacted(self.stamp["eio"]))
+            logger.warning("worker channel %s %s: session %s waits", self.channel, why, self.stamp["eio"])
         failing_for = now - self.failing_since
         if failing_for > GIVE_UP_AFTER:
-            logger.error(
-                "session %s: %d messages to %s dropped", redacted(self.stamp["eio"]), len(self.queue), self.channel
-            )
+            logger.error("session %s: %d messages to %s dropped", self.stamp["eio"], len(self.queue), self.channel)
             self.queue.clear()
             self.buffered = 0
             return

@@ -9,13 +9,12 @@ from __future__ import annotations
 from django.db import models
 
 from .fields import JSONTextField, NameField
-from .sids import redacted
 
 
 class EngineSession(models.Model):
     """One Engine.IO connection: where its consumer listens, and its handshake."""
 
-    sid = models.CharField(primary_key=True, max_length=200)
+    sid = models.CharField(primary_key=True, max_length=200, help_text="sids.session_key(sid): never a bearer token")
     shard = models.PositiveIntegerField(db_index=True)
     reply_channel = models.CharField(max_length=200)
     process = models.CharField(max_length=200, db_index=True, help_text="names.process_of(reply_channel)")
@@ -27,7 +26,7 @@ class EngineSession(models.Model):
         verbose_name = "engine session"
 
     def __str__(self) -> str:
-        return redacted(self.sid)
+        return self.sid
 
 
 class NamespaceSocket(models.Model):
@@ -71,17 +70,31 @@ class RoomMembership(models.Model):
         return f"{self.room} ∋ {self.socket_id}"
 
 
+class LostSession(models.Model):
+    """An engine session whose connection was lost with sockets its client may recover: its
+    handshake, kept once for them all."""
+
+    sid = models.CharField(primary_key=True, max_length=200, help_text="sids.session_key(sid)")
+    handshake = JSONTextField()
+    lost = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = "lost session"
+
+    def __str__(self) -> str:
+        return self.sid
+
+
 class SuspendedSocket(models.Model):
     """A socket whose connection was lost, kept for ``MAX_DISCONNECTION_DURATION`` for its client to
-    recover (connection state recovery): everything a worker needs to serve it again, or to run its
-    disconnect handler when it expires."""
+    recover (connection state recovery): with its session's, everything a worker needs to serve it
+    again, or to run its disconnect handler when it expires."""
 
     sid = models.CharField(primary_key=True, max_length=40)
     pid_digest = models.CharField(max_length=64, db_index=True, help_text="recovery.digest(pid)")
     namespace = NameField()
     namespace_group = models.CharField(max_length=64, help_text="names.namespace_group(namespace)")
-    eio_sid = models.CharField(max_length=200, help_text="the engine session it was lost with")
-    handshake = JSONTextField()
+    session = models.ForeignKey(LostSession, on_delete=models.CASCADE, related_name="sockets")
     auth = JSONTextField(default=dict)
     data = JSONTextField(default=dict)
     rooms = JSONTextField(default=list)

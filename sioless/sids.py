@@ -47,12 +47,12 @@ def session_channel(sid: str) -> str | None:
         return None
 
 
-def redacted(sid: str) -> str:
-    """A session's sid as logs and the admin show it: a polling sid without what makes it a bearer
-    token (its route and signature), its random token still there to tell sessions apart. A
-    WebSocket session's sid is good for nothing but its one connection: shown whole."""
-    token, dot, _ = sid.partition(".")
-    return f"{token}.…" if dot else sid
+def session_key(sid: str) -> str:
+    """The name a session goes by beyond its consumer (in the worker, the database, the admin and
+    logs): a polling sid without what makes it a bearer token (its route and signature), its random
+    token telling sessions apart; a WebSocket session's sid, good for nothing but its one
+    connection, whole."""
+    return sid.partition(".")[0]
 
 
 def _signature(token: str, route: str, issued: str) -> str:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from .models import (
     EngineSession,
     Heartbeat,
+    LostSession,
     NamespaceSocket,
     RoomMembership,
     ServerProcess,
@@ -151,17 +152,18 @@ def save_data(sid: str, data: dict[str, Any]) -> None:
 
 
 def suspend_socket(socket: StoredSocket, pid_digest: str, reason: str) -> None:
-    """Keep a socket whose connection was lost for its client to recover (:mod:`sioless.recovery`)."""
+    """Keep a socket whose connection was lost for its client to recover (:mod:`sioless.recovery`),
+    with its session's handshake (once for the session's sockets)."""
     with transaction.atomic(savepoint=False):
         NamespaceSocket.objects.filter(sid=socket.sid).delete()
+        LostSession.objects.get_or_create(sid=socket.eio_sid, defaults={"handshake": socket.handshake})
         SuspendedSocket.objects.update_or_create(
             sid=socket.sid,
             defaults={
                 "pid_digest": pid_digest,
                 "namespace": socket.namespace,
                 "namespace_group": namespace_group(socket.namespace),
-                "eio_sid": socket.eio_sid,
-                "handshake": socket.handshake,
+                "session_id": socket.eio_sid,
                 "auth": seal(socket.auth) if socket.auth_kept else None,
                 "data": socket.data,
                 "rooms": sorted(socket.rooms - {socket.sid}),
@@ -177,7 +179,7 @@ def claim_suspended(pid_digest: str, namespace: str, max_age: float) -> tuple[St
         pid_digest=pid_digest,
         namespace_group=namespace_group(namespace),
         suspended__gte=Now() - timedelta(seconds=max_age),
-    )
+    ).select_related("session")
     for row in kept:
         if SuspendedSocket.objects.filter(sid=row.sid).delete()[0]:
             return _suspended_socket(row), row.reason
@@ -196,24 +198,26 @@ EXPIRE_BATCH = 500
 
 def expire_suspended(max_age: float) -> list[tuple[StoredSocket, str]]:
     """Take out (up to EXPIRE_BATCH of) the suspended sockets older than ``max_age`` seconds, each
-    with why it was lost; each is taken by one caller only."""
-    expired = SuspendedSocket.objects.filter(suspended__lt=Now() - timedelta(seconds=max_age))
-    return [
-        (_suspended_socket(row), row.reason)
-        for row in expired[:EXPIRE_BATCH]
-        if SuspendedSocket.objects.filter(sid=row.sid).delete()[0]
-    ]
+    with why it was lost, in one statement; each is taken by one caller only (rows another caller
+    holds are skipped). Lost sessions with no socket left go with them."""
+    cutoff = Now() - timedelta(seconds=max_age)
+    with transaction.atomic():
+        expired = SuspendedSocket.objects.filter(suspended__lt=cutoff).select_related("session")
+        taken = list(expired.select_for_update(skip_locked=True, of=("self",))[:EXPIRE_BATCH])
+        SuspendedSocket.objects.filter(sid__in=[row.sid for row in taken]).delete()
+        LostSession.objects.filter(lost__lt=cutoff, sockets__isnull=True).delete()
+    return [(_suspended_socket(row), row.reason) for row in taken]
 
 
 def _suspended_socket(row: SuspendedSocket) -> StoredSocket:
     return StoredSocket(
         sid=row.sid,
-        eio_sid=row.eio_sid,
+        eio_sid=row.session_id,
         namespace=row.namespace,
         **_auth(row.auth),
         data=row.data,
         rooms=frozenset({row.sid, *row.rooms}),
-        handshake=row.handshake,
+        handshake=row.session.handshake,
     )
 
 

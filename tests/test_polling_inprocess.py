@@ -9,14 +9,17 @@ import json
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from pytest_django.fixtures import Settings
 
 from sioless import messages
+from sioless.models import EngineSession
 from sioless.names import HEARTBEAT_GROUP
 from sioless.polling import PollingConsumer, UpgradeConsumer
 from sioless.protocol.engineio import decode_payload
+from sioless.sids import session_channel, session_key
 from sioless.worker import Worker
 
 PATH = "/socket.io/?EIO=4&transport=polling"
@@ -59,6 +62,18 @@ async def test_a_polling_client_connects_and_gets_its_acks(in_process_worker: Wo
     while len(frames) < 2:
         frames += await poll(sid)
     assert sorted(frames) == ['431["polled"]', "432[2]"]
+
+
+async def test_no_stored_session_name_is_good_for_a_request(in_process_worker: Worker) -> None:
+    """A polling sid is a bearer token: the worker, its rows and its logs know the session by a key
+    that no request is answered for."""
+    sid = await handshake()
+    assert await post(sid, "40") == (200, b"ok")
+    await poll(sid)
+    await in_process_worker.writes.caught_up()
+    (stored,) = await sync_to_async(list)(EngineSession.objects.values_list("sid", flat=True))
+    assert stored == session_key(sid) and sid not in stored and session_channel(stored) is None
+    assert (await request("GET", f"&sid={stored}"))[0] == 400
 
 
 async def test_requests_for_unknown_malformed_or_oversized_sessions_are_refused(in_process_worker: Worker) -> None:

@@ -317,17 +317,17 @@ def test_the_admin_shows_suspended_sockets_without_their_secrets(admin_client: A
     from django.contrib.admin.utils import quote
     from django.urls import reverse
 
-    from sioless.models import SuspendedSocket
+    from sioless.models import LostSession, SuspendedSocket
     from sioless.recovery import digest
     from sioless.sealing import seal
 
+    lost = LostSession.objects.create(sid="e", handshake={"headers": {"x-note": "HEADER-SECRET"}})
     SuspendedSocket.objects.create(
         sid="lost-sid",
         pid_digest=digest("PID-SECRET"),
         namespace="/",
         namespace_group="g",
-        eio_sid="e",
-        handshake={"headers": {"x-note": "HEADER-SECRET"}},
+        session=lost,
         auth=seal({"token": "AUTH-SECRET"}),
         reason="transport close",
     )

@@ -14,9 +14,9 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from pytest_django.fixtures import Settings
 
-from sioless import messages, sio
+from sioless import messages, sio, store
 from sioless import recovery as packet_logs
-from sioless.models import SuspendedSocket
+from sioless.models import LostSession, SuspendedSocket
 from sioless.names import worker_channel
 from sioless.store import in_store_thread
 from sioless.worker import Worker, recovering
@@ -107,6 +107,19 @@ async def test_a_suspended_socket_not_recovered_in_time_expires(
         assert gone[:2] == ["gone", {"sid": lost.sids["/"], "reason": "transport close"}]
         assert await in_store_thread(lambda: SuspendedSocket.objects.count()) == 0
         await watcher.disconnect()
+
+
+async def test_a_lost_session_keeps_its_handshake_once_and_expires_in_bulk(recovering_worker: Worker) -> None:
+    lost = await EngineClient.open()
+    for namespace in ("/", "/presence"):
+        await lost.connect(namespace)
+    await lost.disconnect()
+    await recovering_worker.writes.caught_up()
+    assert await in_store_thread(lambda: (LostSession.objects.count(), SuspendedSocket.objects.count())) == (1, 2)
+    expired = await in_store_thread(store.expire_suspended, 0)
+    assert sorted(stored.namespace for stored, _ in expired) == ["/", "/presence"]
+    assert all(stored.handshake == expired[0][0].handshake for stored, _ in expired)
+    assert await in_store_thread(lambda: (LostSession.objects.count(), SuspendedSocket.objects.count())) == (0, 0)
 
 
 async def test_an_incomplete_binary_packet_closes_its_session(recovering_worker: Worker) -> None:

@@ -16,7 +16,7 @@ from ..consumers import EngineConsumer
 from ..protocol import engineio
 from ..protocol.engineio import Frame, HandshakeError, PacketType
 from ..reasons import DisconnectReason
-from ..sids import polling_sid, redacted
+from ..sids import polling_sid
 from ..transport import MESSAGE_TOO_BIG, NORMAL_CLOSURE, PROTOCOL_ERROR, receive_event, received_frame
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class PolledSession(EngineConsumer):
         try:
             await self.channel_layer.send(channel, message)
         except ChannelFull:
-            logger.warning("session %s: channel %s is full, message dropped", redacted(self.eio_sid), channel)
+            logger.warning("session %s: channel %s is full, message dropped", self.session_key, channel)
 
     async def sioless_poll(self, message: dict[str, Any]) -> None:
         """A GET for packets: answered when there are some. A second GET while one waits is a

@@ -15,7 +15,7 @@ from ..origins import Trust, header, origin_trust
 from ..protocol import engineio
 from ..protocol.engineio import HandshakeError, PacketType
 from ..reasons import DisconnectReason
-from ..sids import redacted, session_channel
+from ..sids import session_channel, session_key
 from ..transport import (
     MESSAGE_TOO_BIG,
     POLICY_VIOLATION,
@@ -117,7 +117,7 @@ class UpgradeConsumer(LeanConsumer):
             self.session = None
         except ChannelFull:
             logger.warning(
-                "session %s: its channel is full; it hears of the close when the WebSocket goes", redacted(self.sid)
+                "session %s: its channel is full; it hears of the close when the WebSocket goes", session_key(self.sid)
             )
         await self.send({"type": "websocket.close", "code": code})
 
@@ -136,5 +136,5 @@ class UpgradeConsumer(LeanConsumer):
             try:
                 await self.channel_layer.send(self.probed, gone)
             except ChannelFull:
-                logger.warning("session %s: its channel is full; the heartbeat ends it", redacted(self.sid))
+                logger.warning("session %s: its channel is full; the heartbeat ends it", session_key(self.sid))
         raise StopConsumer

@@ -28,7 +28,6 @@ from ..protocol import socketio
 from ..protocol.socketio import Packet, PacketType
 from ..reasons import DisconnectReason
 from ..records import Handshake
-from ..sids import redacted
 from ..socket import Socket, redelivered_event
 from .connect import Connector
 from .connections import NAMESPACE_CHANGES_PER_SECOND, Connection, Connections, connection_of
@@ -111,7 +110,7 @@ class Intake:
         conn = self.connections.get(message["eio"])
         if conn is None:
             if kind != messages.CLOSE:
-                logger.info("closing unknown session %s", redacted(message["eio"]))
+                logger.info("closing unknown session %s", message["eio"])
                 await self.outbound.close(message["reply"], DisconnectReason.TRANSPORT_ERROR)
         elif (act_on := self._connection_control.get(kind)) is not None:
             await act_on(conn, message)
@@ -172,7 +171,7 @@ class Intake:
             if packet is not None:
                 job = await self._route(conn, packet)
         except ProtocolError as exc:
-            logger.info("closing session %s: %s", redacted(conn.eio_sid), exc)
+            logger.info("closing session %s: %s", conn.eio_sid, exc)
             await self.life.close(conn, DisconnectReason.PARSE_ERROR, tell_client=True)
         if job is None:
             on_start()
@@ -186,7 +185,7 @@ class Intake:
         try:
             await job
         except Exception:
-            logger.exception("sioless failed on a packet of session %s", redacted(conn.eio_sid))
+            logger.exception("sioless failed on a packet of session %s", conn.eio_sid)
         finally:
             on_start()  # a job that ran no handler (a connect without a handler)
             await self._frame_done(conn)

@@ -16,7 +16,6 @@ from ..names import namespace_group, shard_of, worker_channel
 from ..reasons import DisconnectReason
 from ..records import StoredSocket
 from ..recovery import digest, offset_key, packet_log
-from ..sids import redacted
 from ..socket import Socket
 from ..store import in_store_thread
 from ..timing import HAND_OVER_WAIT, PROBE_GRACE
@@ -164,7 +163,7 @@ class Recovering:
         try:
             answer = await asyncio.wait_for(self.layer.receive(answer_to), HAND_OVER_WAIT)
         except TimeoutError:
-            logger.warning("the worker of session %s did not answer a hand-over", redacted(eio_sid))
+            logger.warning("the worker of session %s did not answer a hand-over", eio_sid)
             return False
         return bool(answer["gone"])
 
@@ -173,9 +172,7 @@ class Recovering:
         sockets suspended) unless its consumer shows within PROBE_GRACE that its client is there."""
         conn = self.connections.get(eio_sid)
         if conn is not None and not await self._client_answers(conn):
-            logger.info(
-                "session %s: its client is back on a new connection, its sockets are handed over", redacted(eio_sid)
-            )
+            logger.info("session %s: its client is back on a new connection, its sockets are handed over", eio_sid)
             await self.life.close(conn, DisconnectReason.TRANSPORT_CLOSE, tell_client=True)
         gone = eio_sid not in self.connections
         await self.outbound.send(answer_to, {"type": messages.HANDED_OVER, "gone": gone})

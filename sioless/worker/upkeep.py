@@ -16,7 +16,6 @@ from ..names import process_of
 from ..namespaces import Registry
 from ..reasons import DisconnectReason
 from ..records import Handshake, StoredSession
-from ..sids import redacted
 from ..store import in_store_thread
 from ..timing import SHARD_SWEEP_INTERVAL, SYNC_GRACE
 from .connections import Connection, Connections, revived_socket
@@ -128,15 +127,15 @@ class Upkeep:
         now = time.monotonic()
         for conn in self.connections.of_shard(shard):
             if conn.sync_deadline is not None and conn.sync_deadline < now:
-                logger.info("closing session %s: its consumer is gone", redacted(conn.eio_sid))
+                logger.info("closing session %s: its consumer is gone", conn.eio_sid)
                 await self.life.close(conn, DisconnectReason.TRANSPORT_CLOSE, tell_client=True)
                 continue
             if conn.connect_deadline is not None and conn.connect_deadline < now:
                 conn.connect_deadline = None
                 if not conn.sockets:
-                    logger.info("closing session %s: no namespace connected in time", redacted(conn.eio_sid))
+                    logger.info("closing session %s: no namespace connected in time", conn.eio_sid)
                     await self.life.close(conn, DisconnectReason.FORCED_CLOSE, tell_client=True)
                     continue
             if conn.partial is not None and conn.partial_since < now - conf.BINARY_TIMEOUT:
-                logger.info("closing session %s: its binary packet was not completed in time", redacted(conn.eio_sid))
+                logger.info("closing session %s: its binary packet was not completed in time", conn.eio_sid)
                 await self.life.close(conn, DisconnectReason.PARSE_ERROR, tell_client=True)
