@@ -61,6 +61,7 @@ class RoomMembership(models.Model):
     namespace = NameField()
     room = NameField()
     group = models.CharField(max_length=64, db_index=True, help_text="names.room_group(namespace, room)")
+    joined = models.BigIntegerField(default=0, help_text="when, in ms since the epoch (0: not known)")
 
     class Meta:
         verbose_name = "room membership"
@@ -97,7 +98,7 @@ class SuspendedSocket(models.Model):
     session = models.ForeignKey(LostSession, on_delete=models.CASCADE, related_name="sockets")
     auth = JSONTextField(default=dict)
     data = JSONTextField(default=dict)
-    rooms = JSONTextField(default=list)
+    rooms = JSONTextField(default=dict, help_text="{room: when it joined, ms since the epoch}")
     reason = models.CharField(max_length=40, help_text="why its connection was lost")
     suspended = models.DateTimeField(auto_now_add=True, db_index=True)
 

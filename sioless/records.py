@@ -79,6 +79,8 @@ class StoredSocket:
     auth: Any
     data: dict[str, Any]
     rooms: frozenset[str]
+    #: When it came into each room but its own (ms since the epoch; 0: not known).
+    joined: dict[str, int] = field(default_factory=dict)
     handshake: dict[str, Any] = field(default_factory=dict)
     #: Whether ``auth`` is what the socket connected with: False when the database kept none
     #: (``KEEP_AUTH`` off) or it cannot be read (``SECRET_KEY`` changed); ``auth`` is ``{}`` then.

@@ -25,7 +25,7 @@ import hashlib
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,9 +86,16 @@ class Entry:
     targets: list[str]
     skip: list[str]
 
-    def reaches(self, groups: set[str]) -> bool:
-        """Whether a socket in ``groups`` was sent this event."""
-        return not groups.isdisjoint(self.targets) and groups.isdisjoint(self.skip)
+    def reaches(self, joined: Mapping[str, int]) -> bool:
+        """Whether a socket was sent this event: ``joined`` holds the groups it is in, each with
+        when it came in (ms since the epoch); it was in a group for the entries logged since."""
+        logged = offset_key(self.offset)[0]
+
+        def was_in(group: str) -> bool:
+            since = joined.get(group)
+            return since is not None and since <= logged
+
+        return any(map(was_in, self.targets)) and not any(map(was_in, self.skip))
 
     def sent_frames(self) -> list[Frame]:
         """The frames as the clients got them, offset included."""
@@ -135,17 +142,17 @@ class PacketLog(abc.ABC):
         yield []
 
     async def missed(
-        self, namespace: str, offset: str, groups: set[str], *, bounded: bool = True
+        self, namespace: str, offset: str, joined: Mapping[str, int], *, bounded: bool = True
     ) -> tuple[list[Entry], str] | None:
-        """What a socket in ``groups`` was sent after ``offset`` (one :meth:`recovers`), and the last
-        offset read; None when that is more than MAX_MISSED events, or takes reading more than
-        MAX_READ (unless not ``bounded``)."""
+        """What a socket in groups ``joined`` (:meth:`Entry.reaches`) was sent after ``offset`` (one
+        :meth:`recovers`), and the last offset read; None when that is more than MAX_MISSED events,
+        or takes reading more than MAX_READ (unless not ``bounded``)."""
         found: list[Entry] = []
         last = offset
         read = 0
         async for batch in self.after(namespace, offset):
             read += len(batch)
-            found += [entry for entry in batch if entry.reaches(groups)]
+            found += [entry for entry in batch if entry.reaches(joined)]
             if bounded and (len(found) > MAX_MISSED or read > MAX_READ):
                 return None
             last = batch[-1].offset if batch else last

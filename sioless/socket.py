@@ -125,6 +125,9 @@ class Socket:
         self.auth = auth
         self.data = SocketData()
         self.rooms: set[str] = {sid}
+        #: When it came into each of its rooms but its own (ms since the epoch): what a recovery
+        #: sends again of a room's events starts there.
+        self.joined: dict[str, int] = {}
         self.connected = False
         self.persisted = False
         self.saving = False

@@ -82,6 +82,8 @@ class NewSocket:
     auth: Any
     data: dict[str, Any]
     rooms: set[str]
+    #: When it came into each room (ms since the epoch).
+    joined: dict[str, int]
     pid_digest: str | None = None
     #: Its engine session, when the session's row is written with it.
     new_session: NewSession | None = None
@@ -117,7 +119,7 @@ def save_sockets(*sockets: NewSocket) -> None:
             for socket in sockets
         )
         RoomMembership.objects.bulk_create(
-            _membership(socket.sid, socket.namespace, room)
+            _membership(socket.sid, socket.namespace, room, socket.joined.get(room, 0))
             for socket in sockets
             for room in socket.rooms
             if room != socket.sid
@@ -129,13 +131,15 @@ def delete_socket(sid: str) -> None:
     NamespaceSocket.objects.filter(sid=sid).delete()
 
 
-def _membership(sid: str, namespace: str, room: str) -> RoomMembership:
-    return RoomMembership(socket_id=sid, namespace=namespace, room=room, group=room_group(namespace, room))
+def _membership(sid: str, namespace: str, room: str, joined: int) -> RoomMembership:
+    return RoomMembership(
+        socket_id=sid, namespace=namespace, room=room, group=room_group(namespace, room), joined=joined
+    )
 
 
-def add_membership(sid: str, namespace: str, room: str) -> None:
-    """Record that socket ``sid`` joined ``room``."""
-    RoomMembership.objects.bulk_create([_membership(sid, namespace, room)], ignore_conflicts=True)
+def add_membership(sid: str, namespace: str, room: str, joined: int) -> None:
+    """Record that socket ``sid`` joined ``room`` at ``joined`` (ms since the epoch)."""
+    RoomMembership.objects.bulk_create([_membership(sid, namespace, room, joined)], ignore_conflicts=True)
 
 
 def remove_membership(sid: str, namespace: str, room: str) -> None:
@@ -166,7 +170,7 @@ def suspend_socket(socket: StoredSocket, pid_digest: str, reason: str) -> None:
                 "session_id": socket.eio_sid,
                 "auth": seal(socket.auth) if socket.auth_kept else None,
                 "data": socket.data,
-                "rooms": sorted(socket.rooms - {socket.sid}),
+                "rooms": {room: socket.joined.get(room, 0) for room in sorted(socket.rooms - {socket.sid})},
                 "reason": reason,
             },
         )
@@ -217,6 +221,7 @@ def _suspended_socket(row: SuspendedSocket) -> StoredSocket:
         **_auth(row.auth),
         data=row.data,
         rooms=frozenset({row.sid, *row.rooms}),
+        joined=dict(row.rooms),
         handshake=row.session.handshake,
     )
 
@@ -270,6 +275,7 @@ def _stored_socket(socket: NamespaceSocket, session: EngineSession) -> StoredSoc
         **_auth(socket.auth),
         data=socket.data,
         rooms=frozenset({socket.sid, *(membership.room for membership in socket.memberships.all())}),
+        joined={membership.room: membership.joined for membership in socket.memberships.all()},
         handshake=session.handshake,
     )
 

@@ -40,10 +40,10 @@ async def test_a_socket_misses_what_reached_its_groups_after_its_offset_in_order
     await log.append("/chat", ['2/chat,["other namespace"]'], [ROOM], [])
     await log.append("/", ['2["skipped"]'], [ROOM], [SKIPPED])
     last = await log.append("/", [BINARY, b"\x01"], [OTHER, ROOM], [])
-    found = await log.missed("/", first, {ROOM, SKIPPED})
+    found = await log.missed("/", first, {ROOM: 0, SKIPPED: 0})
     assert found is not None
     assert [entry.frames[0] for entry in found[0]] == ['2["b"]', BINARY]
-    found = await log.missed("/", first, {ROOM})
+    found = await log.missed("/", first, {ROOM: 0})
     assert found is not None
     missed, read_up_to = found
     assert [entry.sent_frames() for entry in missed] == [
@@ -53,6 +53,21 @@ async def test_a_socket_misses_what_reached_its_groups_after_its_offset_in_order
     ]
     assert recovery.offset_key(first) < recovery.offset_key(missed[0].offset) < recovery.offset_key(last)
     assert read_up_to == last
+
+
+async def test_a_socket_misses_a_group_s_events_only_from_when_it_came_in(log: PacketLog) -> None:
+    first = await log.append("/", ['2["before"]'], [ROOM], [])
+    await asyncio.sleep(0.01)
+    joined = recovery.offset_key(await log.append("/", ['2["skipped before"]'], [ROOM], [SKIPPED]))[0] + 1
+    await asyncio.sleep(0.01)
+    await log.append("/", ['2["since"]'], [ROOM], [])
+    await log.append("/", ['2["skipped since"]'], [ROOM], [SKIPPED])
+    found = await log.missed("/", first, {ROOM: joined, SKIPPED: 0})
+    assert found is not None
+    assert [entry.frames for entry in found[0]] == [['2["since"]']]
+    found = await log.missed("/", first, {ROOM: 0, SKIPPED: joined})  # not in SKIPPED when it was skipped
+    assert found is not None
+    assert [entry.frames for entry in found[0]] == [['2["skipped before"]'], ['2["since"]']]
 
 
 async def test_a_made_up_offset_recovers_nothing(log: PacketLog) -> None:
@@ -71,7 +86,7 @@ async def test_an_offset_older_than_the_log_recovers_all_it_holds(log: PacketLog
     await log.append("/", ['2["new"]'], [ROOM], [])  # trims what is older than the log keeps
     await log.append("/", ['2["elsewhere"]'], [OTHER], [])
     assert await log.recovers("/", old)
-    found = await log.missed("/", old, {ROOM})
+    found = await log.missed("/", old, {ROOM: 0})
     assert found is not None
     assert [entry.frames for entry in found[0]] == [['2["new"]']]
 
@@ -83,7 +98,7 @@ async def test_development_recovers_an_offset_of_the_server_process_before_it() 
     after = MemoryPacketLog()  # started later
     await after.append("/", ['2["since"]'], [ROOM], [])
     assert await after.recovers("/", offset)
-    found = await after.missed("/", offset, {ROOM})
+    found = await after.missed("/", offset, {ROOM: 0})
     assert found is not None
     assert [entry.frames for entry in found[0]] == [['2["since"]']]
 
@@ -94,4 +109,4 @@ async def test_a_socket_that_missed_too_much_starts_afresh(monkeypatch: pytest.M
     offset = await log.append("/", ['2["a"]'], [ROOM], [])
     for _ in range(4):
         await log.append("/", ['2["b"]'], [ROOM], [])
-    assert await log.missed("/", offset, {ROOM}) is None
+    assert await log.missed("/", offset, {ROOM: 0}) is None

@@ -299,6 +299,27 @@ async def test_a_recovery_never_replays_what_was_sent_before_the_socket_connecte
     await sender.disconnect()
 
 
+async def test_a_recovery_never_replays_what_a_room_was_sent_before_the_socket_joined_it(
+    recovering_worker: Worker,
+) -> None:
+    lost = await EngineClient.open()
+    connected = await lost.connect()
+    sender = await EngineClient.open()
+    await sender.connect()
+    await sender.call("broadcast", "private", {"n": 0})  # before the socket below joined "private"
+    await asyncio.sleep(0.05)
+    assert await lost.call("join", "private") == [["private"]]
+    await lost.disconnect()
+    await asyncio.sleep(0.2)  # suspended
+    await sender.call("broadcast", "private", {"n": 1})  # missed while it was away
+    client, frame = await recover("/", connected["pid"])  # offset 0-0: "send me everything"
+    assert json.loads(frame[1:])["sid"] == connected["sid"]
+    assert (await client.receive_json("2"))[:2] == ["news", {"n": 1}]
+    assert await client.nothing_more()
+    await client.disconnect()
+    await sender.disconnect()
+
+
 async def test_a_namespace_that_sent_too_much_meanwhile_is_not_read_for_a_recovery(
     recovering_worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -134,6 +134,7 @@ class Connector:
             socket.auth,
             dict(socket.data),
             set(socket.rooms),
+            dict(socket.joined),
             pid_digest=socket.pid_digest,
             new_session=new_session,
         )

@@ -100,4 +100,5 @@ def take_record(socket: Socket, stored: StoredSocket) -> None:
     socket.data.update(stored.data)
     socket.data.dirty = False
     socket.rooms = set(stored.rooms)
+    socket.joined = dict(stored.joined)
     socket.connected = True

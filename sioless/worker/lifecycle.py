@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -66,14 +67,16 @@ class Lifecycle:
         """Put ``socket`` in ``room``; ValueError for a name over ``MAX_NAME_LENGTH``."""
         if room_name(room) not in socket.rooms:
             socket.rooms.add(room)
+            socket.joined[room] = joined = int(time.time() * 1000)
             if socket.persisted:
-                await self.writes.write(store.add_membership, socket.sid, socket.namespace, room)
+                await self.writes.write(store.add_membership, socket.sid, socket.namespace, room, joined)
             await self.outbound.add_groups(socket, [room_group(socket.namespace, room)])
 
     async def leave(self, socket: Socket, room: str) -> None:
         """Take ``socket`` out of ``room`` (not out of the room named by its own sid)."""
         if room in socket.rooms and room != socket.sid:
             socket.rooms.discard(room)
+            socket.joined.pop(room, None)
             if socket.persisted:
                 await self.writes.write(store.remove_membership, socket.sid, socket.namespace, room)
             await self.outbound.discard_groups(socket, [room_group(socket.namespace, room)], tell_client=True)
@@ -150,6 +153,7 @@ class Lifecycle:
             auth_kept=socket.auth_kept,
             data=dict(socket.data),
             rooms=frozenset(socket.rooms),
+            joined=dict(socket.joined),
             handshake=conn.handshake.to_record(),
         )
         self.writes.enqueue(store.suspend_socket, kept, socket.pid_digest, str(reason))  # written with its close

@@ -12,7 +12,7 @@ from channels.layers import BaseChannelLayer
 
 from .. import messages, store
 from ..conf import conf
-from ..names import namespace_group, shard_of, worker_channel
+from ..names import namespace_group, room_group, shard_of, worker_channel
 from ..reasons import DisconnectReason
 from ..records import StoredSocket
 from ..recovery import digest, offset_key, packet_log
@@ -22,7 +22,7 @@ from ..timing import HAND_OVER_WAIT, PROBE_GRACE
 from .connect import Connector
 from .connections import Connection, Connections, take_record
 from .expiry import Expiry
-from .lifecycle import Lifecycle, groups_in
+from .lifecycle import Lifecycle
 from .users import load_users
 
 logger = logging.getLogger(__name__)
@@ -98,8 +98,8 @@ class Recovering:
         """Recover a claimed socket: what it missed is read, sent again, and followed by what its
         consumer held meanwhile."""
         log = packet_log(self.layer)
-        groups = groups_in(socket.namespace, stored.rooms)
-        found = await log.missed(socket.namespace, _replay_start(offset, stored), set(groups))
+        joined = _joined(socket.namespace, stored)
+        found = await log.missed(socket.namespace, _replay_start(offset, stored), joined)
         if found is None:
             logger.info("socket %s of %s missed too much to be recovered: it ends", stored.sid, socket.namespace)
             self.expiry.end(stored, reason, await load_users({stored.handshake.get("user_id")}))
@@ -118,9 +118,9 @@ class Recovering:
         # the consumer holds the broadcasts from now until the missed events are sent; what was
         # logged since the first read is read now (a moment's worth: no bound)
         log_name = namespace_group(socket.namespace)
-        await self.outbound.hold_for_recovery(conn, groups, log_name)
+        await self.outbound.hold_for_recovery(conn, list(joined), log_name)
         missed, read_up_to = found
-        since = await log.missed(socket.namespace, read_up_to, set(groups), bounded=False)
+        since = await log.missed(socket.namespace, read_up_to, joined, bounded=False)
         assert since is not None  # only the bound gives None
         missed, last = [*missed, *since[0]], since[1]
         logger.info("socket %s of %s recovered, %d events sent again", socket.sid, socket.namespace, len(missed))
@@ -194,8 +194,23 @@ class Recovering:
         return True
 
 
+def _opened(stored: StoredSocket) -> int:
+    """When (ms since the epoch) a socket's connection opened, less CLOCK_SLACK (the consumer's
+    clock against the log's)."""
+    return max(0, int((float(stored.handshake.get("issued", 0)) - CLOCK_SLACK) * 1000))
+
+
 def _replay_start(offset: str, stored: StoredSocket) -> str:
     """Where a replay starts: after the client's offset, but not before the socket's connection
-    opened (less CLOCK_SLACK): what was sent before that was never this socket's to miss."""
-    opened = max(0, int((float(stored.handshake.get("issued", 0)) - CLOCK_SLACK) * 1000))
+    opened: what was sent before that was never this socket's to miss."""
+    opened = _opened(stored)
     return offset if offset_key(offset) >= (opened, 0) else f"{opened}-0"
+
+
+def _joined(namespace: str, stored: StoredSocket) -> dict[str, int]:
+    """The groups a socket was in, each with since when (ms): its namespace's and its own room's
+    since its connection opened, another room's since it joined it (what a room was sent before
+    that was never this socket's to miss)."""
+    opened = _opened(stored)
+    rooms = {room_group(namespace, room): max(opened, stored.joined.get(room, 0)) for room in stored.rooms}
+    return {namespace_group(namespace): opened, **rooms}

@@ -1,5 +1,6 @@
 """A lost session's handshake kept once for its suspended sockets (was a copy in each); engine
-sessions stored by key (``sids.session_key``), never by the polling sid, a bearer token."""
+sessions stored by key (``sids.session_key``), never by the polling sid, a bearer token; when a
+socket joined each room (a recovery replays a room's events from then on)."""
 
 from typing import Any
 
@@ -10,13 +11,15 @@ import sioless.fields
 
 
 def keep_handshakes_once(apps: Any, schema_editor: Any) -> None:
-    """Give each suspended socket the lost session it was suspended with."""
+    """Give each suspended socket the lost session it was suspended with, and its rooms as
+    {room: when it joined}, when unknown (0)."""
     lost_session = apps.get_model("sioless", "LostSession")
     suspended_socket = apps.get_model("sioless", "SuspendedSocket")
     for socket in suspended_socket.objects.all():
         key = socket.eio_sid.partition(".")[0]
         lost_session.objects.get_or_create(sid=key, defaults={"handshake": socket.handshake})
-        suspended_socket.objects.filter(sid=socket.sid).update(session_id=key)
+        rooms = dict.fromkeys(socket.rooms, 0)
+        suspended_socket.objects.filter(sid=socket.sid).update(session_id=key, rooms=rooms)
 
 
 class Migration(migrations.Migration):
@@ -60,6 +63,16 @@ class Migration(migrations.Migration):
                 related_name="sockets",
                 to="sioless.lostsession",
             ),
+        ),
+        migrations.AddField(
+            model_name="roommembership",
+            name="joined",
+            field=models.BigIntegerField(default=0, help_text="when, in ms since the epoch (0: not known)"),
+        ),
+        migrations.AlterField(
+            model_name="suspendedsocket",
+            name="rooms",
+            field=sioless.fields.JSONTextField(default=dict, help_text="{room: when it joined, ms since the epoch}"),
         ),
         migrations.RunPython(keep_handshakes_once, migrations.RunPython.noop),
         migrations.AlterField(
