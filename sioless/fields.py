@@ -52,13 +52,14 @@ def json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), cls=conf.JSON_ENCODER)
 
 
-def unstorable(value: Any) -> str | None:
-    """Why :class:`JSONTextField` cannot store ``value`` (None when it can)."""
-    try:
-        json_text(value)
-    except (TypeError, ValueError) as exc:
-        return str(exc)
-    return None
+class EncodedJSON(str):
+    """JSON text encoded as :class:`JSONTextField` stores it: saved as it is."""
+
+
+def encoded(value: Any) -> EncodedJSON:
+    """``value`` encoded once for a :class:`JSONTextField`, where the encoding can fail: in the code
+    that set it, not in the write; TypeError or ValueError for what it cannot encode."""
+    return EncodedJSON(json_text(value))
 
 
 class JSONTextField(_TextField):
@@ -69,7 +70,7 @@ class JSONTextField(_TextField):
     _pyi_private_get_type: Any
 
     def get_prep_value(self, value: Any) -> Any:
-        return json_text(value)
+        return value if isinstance(value, EncodedJSON) else json_text(value)
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:
         return json.loads(value) if value is not None else None

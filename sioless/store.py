@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -14,6 +14,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from .fields import EncodedJSON
 from .models import (
     EngineSession,
     Heartbeat,
@@ -80,10 +81,11 @@ class NewSocket:
     sid: str
     namespace: str
     auth: Any
-    data: dict[str, Any]
+    #: Its ``data``, encoded by the worker (where a value it cannot encode is caught).
+    data: EncodedJSON
     rooms: set[str]
     #: When it came into each room (ms since the epoch).
-    joined: dict[str, int]
+    joined: dict[str, int] = field(default_factory=dict)
     pid_digest: str | None = None
     #: Its engine session, when the session's row is written with it.
     new_session: NewSession | None = None
@@ -147,7 +149,7 @@ def remove_membership(sid: str, namespace: str, room: str) -> None:
     RoomMembership.objects.filter(socket_id=sid, group=room_group(namespace, room)).delete()
 
 
-def save_data(sid: str, data: dict[str, Any]) -> None:
+def save_data(sid: str, data: EncodedJSON) -> None:
     """Store a socket's ``data``."""
     NamespaceSocket.objects.filter(sid=sid).update(data=data)
 

@@ -31,6 +31,15 @@ def urls(topology: Topology, transports: str) -> list[str]:
     return direct if transports == "websocket" else [topology.balancer] * 2
 
 
+def test_an_emit_in_the_connect_handler_is_sent_once_and_acked_before_any_noop(topology: Topology) -> None:
+    """socket.io-client's own test, with its defaults (polling, then the upgrade probe): a NOOP that
+    releases the GET for the upgrade comes after what is due (Node's 100 ms check)."""
+    seen = run_node("connectHandlerEmit", urls(topology, "default")[0], transports="default")
+    assert seen["sent"] == ["0", '20["echo",null]']
+    opened, connected, acked = seen["received"]  # nothing else: no NOOP before the ack
+    assert (opened, connected[:2], acked) == ("open", "0{", "30[null]")
+
+
 def test_connect_events_acks_binary_and_namespaces(topology: Topology, transports: str) -> None:
     seen = run_node("basics", urls(topology, transports)[0], transports=transports)
     assert seen["transport"] == ("polling" if transports == "polling" else "websocket")

@@ -17,7 +17,7 @@ from pytest_django.fixtures import Settings
 from sioless import messages
 from sioless.models import EngineSession
 from sioless.names import HEARTBEAT_GROUP
-from sioless.polling import PollingConsumer, UpgradeConsumer
+from sioless.polling import PollingConsumer, UpgradeConsumer, session
 from sioless.protocol.engineio import decode_payload
 from sioless.sids import session_channel, session_key
 from sioless.worker import Worker
@@ -112,6 +112,26 @@ async def test_an_upgrade_moves_the_session_to_the_websocket(in_process_worker: 
     second = WebsocketCommunicator(UpgradeConsumer.as_asgi(), f"/socket.io/?EIO=4&transport=websocket&sid={sid}")
     assert (await second.connect(timeout=5))[0]  # as Node: accepted, then closed at once
     assert (await second.receive_output(5))["type"] == "websocket.close"
+    await websocket.disconnect()
+
+
+async def test_after_a_probe_a_waiting_get_gets_what_is_due_before_a_noop(
+    in_process_worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Node's: the NOOP that lets the client pause polling comes at a check interval after the
+    probe, so an answer due meanwhile (the CONNECT, an ack) is the packet the client gets."""
+    monkeypatch.setattr(session, "NOOP_CHECK_INTERVAL", 1.0)
+    sid = await handshake()
+    await post(sid, "40")
+    await poll(sid)
+    websocket = WebsocketCommunicator(UpgradeConsumer.as_asgi(), f"/socket.io/?EIO=4&transport=websocket&sid={sid}")
+    assert (await websocket.connect(timeout=5))[0]
+    waiting = asyncio.ensure_future(poll(sid))
+    await websocket.send_to(text_data="2probe")
+    assert await websocket.receive_from(5) == "3probe"
+    assert await post(sid, '421["echo","before the noop"]') == (200, b"ok")
+    assert await waiting == ['431["before the noop"]']
+    assert await poll(sid) == ["6"]
     await websocket.disconnect()
 
 

@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from django.core.management import CommandError, call_command
 from pytest_django.fixtures import Settings
 
-from sioless import AckTimeout, SocketGone, messages, sio, writes
+from sioless import AckTimeout, SocketGone, fields, messages, sio, writes
 from sioless.conf import conf
 from sioless.models import EngineSession, NamespaceSocket, RoomMembership
 from sioless.names import worker_channel
@@ -180,12 +180,18 @@ async def test_data_a_handler_sets_is_saved(client: EngineClient) -> None:
     assert row == {"colour": "blue"}
 
 
-async def test_data_the_wire_encodes_is_stored_as_sent(client: EngineClient) -> None:
+async def test_data_the_wire_encodes_is_stored_as_sent_encoded_once(
+    client: EngineClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sid = (await client.connect())["sid"]
+    encodings: list[Any] = []
+    json_text = fields.json_text
+    monkeypatch.setattr(fields, "json_text", lambda value: encodings.append(value) or json_text(value))
     await client.call("store_now")
     await client.call("join", "after", ack_id=2)  # a state change after it: written in order
     stored = await in_store_thread(lambda: NamespaceSocket.objects.get(sid=sid).data)
     assert stored["at"].endswith("Z") or "+" in stored["at"]  # DjangoJSONEncoder's ISO string
+    assert len([value for value in encodings if "at" in value]) == 1  # by the worker, not again by the field
 
 
 async def test_data_that_cannot_be_stored_is_not_saved_and_stalls_nothing(

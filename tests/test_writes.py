@@ -12,6 +12,7 @@ import pytest
 from django.db import OperationalError, connection, connections
 
 from sioless import writes
+from sioless.fields import encoded
 from sioless.models import EngineSession, NamespaceSocket, RoomMembership
 from sioless.store import NewSession, NewSocket, in_store_thread, save_sockets
 from sioless.writes import OrderedWrites
@@ -80,7 +81,9 @@ async def test_sockets_saved_meanwhile_take_an_insert_a_table() -> None:
         return execute(sql, params, many, context)
 
     new = [
-        NewSocket(f"eio{n}", f"sid{n}", "/", None, {}, {f"sid{n}", "room"}, new_session=NewSession(0, f"p!{n}", {}))
+        NewSocket(
+            f"eio{n}", f"sid{n}", "/", None, encoded({}), {f"sid{n}", "room"}, new_session=NewSession(0, f"p!{n}", {})
+        )
         for n in range(3)
     ]
     await in_store_thread(lambda: connection.execute_wrappers.append(recording))  # the thread's connection

@@ -17,12 +17,14 @@ from ..protocol import engineio
 from ..protocol.engineio import Frame, HandshakeError, PacketType
 from ..reasons import DisconnectReason
 from ..sids import polling_sid
-from ..transport import MESSAGE_TOO_BIG, NORMAL_CLOSURE, PROTOCOL_ERROR, receive_event, received_frame
+from ..transport import MESSAGE_TOO_BIG, NORMAL_CLOSURE, PROTOCOL_ERROR, Timer, receive_event, received_frame
 
 logger = logging.getLogger(__name__)
 
 CLOSE_FRAME = engineio.encode(engineio.Packet(PacketType.CLOSE))
 NOOP_FRAME = engineio.encode(engineio.Packet(PacketType.NOOP))
+#: How often, after an upgrade probe, a waiting GET is released with a NOOP (Node's check interval).
+NOOP_CHECK_INTERVAL = 0.1
 
 #: The messages of the session's requests and WebSocket: each names the session by its ``sid``.
 FROM_CLIENT = frozenset(
@@ -70,8 +72,10 @@ class PolledSession(EngineConsumer):
         self.for_next_get: list[Frame] = []
         self.waiting_get: str | None = None
         self.relay: str | None = None
-        #: A WebSocket probed the upgrade: GETs are released with a NOOP until it upgrades or goes.
+        #: A WebSocket probed the upgrade: a waiting GET is released with a NOOP every
+        #: NOOP_CHECK_INTERVAL until it upgrades or goes.
         self.probed = False
+        self.noop_checks = Timer()
         self.ended = False
 
     async def run(self, scope: dict[str, Any]) -> None:
@@ -113,6 +117,7 @@ class PolledSession(EngineConsumer):
         closed), what was kept for a GET is dropped, and every request from now on gets "Session ID unknown"
         at once, until no request would wait for an answer any more."""
         self.ended = True
+        self.noop_checks.stop()
         if self.relay is not None:
             await self.tell(self.relay, {"type": messages.RELAY_CLOSE, "code": code})
         elif self.waiting_get is not None:
@@ -164,8 +169,6 @@ class PolledSession(EngineConsumer):
                 await self.close(DisconnectReason.TRANSPORT_ERROR, PROTOCOL_ERROR)
             return
         self.waiting_get = message["reply"]
-        if self.probed and not self.for_next_get:
-            await self.release_get()  # as Node's 100 ms check after the probe does
         await self.answer_get()
 
     async def sioless_post(self, message: dict[str, Any]) -> None:
@@ -206,18 +209,26 @@ class PolledSession(EngineConsumer):
             self.waiting_get = None
 
     async def sioless_probe(self, message: dict[str, Any]) -> None:
-        """The client probes a WebSocket: release its waiting GET (and any that comes before the
-        upgrade) with a NOOP, so that it can pause polling. No NOOP is written for later: it
-        would reach the WebSocket after the upgrade."""
-        if self.relay is None:
+        """The client probes a WebSocket: as Node does, from NOOP_CHECK_INTERVAL on, a GET that
+        waits is released with a NOOP, so that the client can pause polling (what is due to it
+        meanwhile goes first, as a packet it awaits). No NOOP is written for later: it would
+        reach the WebSocket after the upgrade."""
+        if self.relay is None and not self.probed:
             self.probed = True
+            self.noop_checks.start(NOOP_CHECK_INTERVAL, self.release_gets_while_probed)
+
+    async def release_gets_while_probed(self) -> None:
+        """Release a waiting GET with a NOOP every NOOP_CHECK_INTERVAL, from the probe until the
+        upgrade (or the probing WebSocket going, or the session ending)."""
+        while self.probed and self.relay is None and not self.ended:
             await self.release_get()
+            await asyncio.sleep(NOOP_CHECK_INTERVAL)
 
     async def release_get(self) -> None:
         """Answer the waiting GET, if one waits, with a NOOP."""
-        if self.waiting_get is not None:
-            await self.reply(self.waiting_get, frames=[NOOP_FRAME])
+        if (waiting := self.waiting_get) is not None:
             self.waiting_get = None
+            await self.reply(waiting, frames=[NOOP_FRAME])
 
     async def sioless_upgrade(self, message: dict[str, Any]) -> None:
         """The client moved to the WebSocket: send everything there from now on."""

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from .. import recovery, store
 from ..conf import conf
 from ..exceptions import ConnectionRefused
-from ..fields import unstorable
+from ..fields import EncodedJSON, encoded
 from ..names import namespace_group, room_group
 from ..namespaces import Registry
 from ..protocol import socketio
@@ -86,12 +86,17 @@ class Connector:
         refusal = await self._connect_steps(conn, socket) if steps else None
         if conn.sockets.get(socket.namespace) is not socket:
             return  # the connection closed while the handler ran
-        if refusal is None and (why := unstorable(dict(socket.data))) is not None:
-            logger.error("a connect step of %s stored in socket.data what cannot be saved (%s)", socket.namespace, why)
-            refusal = ConnectionRefused("Internal server error")
         if refusal is None:
-            await self._accept(conn, socket, replay or [], release)
-            return
+            try:
+                data = encoded(dict(socket.data))
+            except (TypeError, ValueError) as why:
+                logger.error(
+                    "a connect step of %s stored in socket.data what cannot be saved (%s)", socket.namespace, why
+                )
+                refusal = ConnectionRefused("Internal server error")
+            else:
+                await self._accept(conn, socket, data, replay or [], release)
+                return
         socket.sent_before_connect = None  # nothing it sent reaches the client
         await self.life.remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=socket.recovered)
         refused = Packet(PacketType.CONNECT_ERROR, socket.namespace, refusal.body())
@@ -121,8 +126,10 @@ class Connector:
                 return None
         return None
 
-    async def _accept(self, conn: Connection, socket: Socket, replay: list[Frame], release: list[str] | None) -> None:
-        """Record the socket (and its connection, with its first socket) and send CONNECT."""
+    async def _accept(
+        self, conn: Connection, socket: Socket, data: EncodedJSON, replay: list[Frame], release: list[str] | None
+    ) -> None:
+        """Record the socket with its ``data`` (and its connection, with its first socket) and send CONNECT."""
         new_session = None
         if not conn.persisted:  # set at once: a second namespace connecting meanwhile writes after it
             conn.persisted = True
@@ -132,9 +139,9 @@ class Connector:
             socket.sid,
             socket.namespace,
             socket.auth,
-            dict(socket.data),
+            data,
             set(socket.rooms),
-            dict(socket.joined),
+            joined=dict(socket.joined),
             pid_digest=socket.pid_digest,
             new_session=new_session,
         )

@@ -10,7 +10,7 @@ from typing import Any
 from .. import store
 from ..conf import conf
 from ..exceptions import PayloadError, ProtocolError
-from ..fields import unstorable
+from ..fields import encoded
 from ..namespaces import CATCH_ALL, LIFECYCLE_EVENTS
 from ..protocol import socketio
 from ..protocol.socketio import Packet, PacketType
@@ -81,8 +81,9 @@ class Events:
         try:
             while socket.data.dirty and socket.persisted:
                 socket.data.dirty = False
-                data = dict(socket.data)
-                if (why := unstorable(data)) is not None:
+                try:
+                    data = encoded(dict(socket.data))
+                except (TypeError, ValueError) as why:
                     about = _about(handler, event, socket)
                     logger.error("%s stored in socket.data what cannot be saved (%s): not saved", about, why)
                     return

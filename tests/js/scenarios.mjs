@@ -82,6 +82,20 @@ function collect(socket, event) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const scenarios = {
+  // socket.io-client's own "should not emit a packet twice in the 'connect' handler": until the
+  // ack of an emit made in the connect handler, the engine gets exactly OPEN, CONNECT and the ack.
+  async connectHandlerEmit([url]) {
+    const socket = io(url, { ...TRANSPORT_OPTIONS, forceNew: true, reconnection: false, retries: 3 });
+    const sent = [];
+    const received = [];
+    socket.io.engine.on("packetCreate", ({ data }) => sent.push(data));
+    socket.io.engine.on("packet", ({ type, data }) => received.push(type === "open" ? "open" : data ?? type));
+    const acked = new Promise((resolve) => socket.on("connect", () => socket.emit("echo", null, resolve)));
+    await acked;
+    const result = { sent: [...sent], received: [...received] };
+    socket.close();
+    return result;
+  },
   async basics([url]) {
     const socket = await connect(url, { auth: { token: "abc" }, query: { room: "r1" } });
     const whoami = await ask(socket, "whoami");
