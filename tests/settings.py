@@ -76,6 +76,7 @@ CHANNEL_LAYERS = {
             "hosts": [{**host, "socket_timeout": None, "max_connections": 1000} for host in REDIS_HOSTS],
             "prefix": LAYER_PREFIX,
             "capacity": 5_000,
+            "expiry": int(os.environ.get("SIOLESS_TEST_LAYER_EXPIRY", "60")),
             "group_expiry": int(os.environ.get("SIOLESS_TEST_GROUP_EXPIRY", "86400")),
         },
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ import socketio
 
 from demo_project.production import free_port
 from sioless.layers import RedisChannelLayer
-from tests.support.clients import Recorder
+from tests.support.clients import RawEngine, Recorder
 from tests.support.processes import ROOT, daphne, django_env, qcluster, round_robin_proxy, run_node, worker
 from tests.support.services import PostgresCluster, RedisServer
 from tests.support.topologies import Topology, topology_of_its_own
@@ -42,6 +44,11 @@ DATABASE_OUTAGE = 10.0
 #: How long clients go without a ping before they give up: any pause of the heartbeat shorter is invisible.
 CLIENT_PATIENCE = PING_INTERVAL + PING_TIMEOUT
 CLIENTS = 8
+#: The channel layer's message expiry here: a worker away longer must lose nothing queued for it.
+LAYER_EXPIRY = 4
+#: Raw WebSocket clients counting acks on the wire, and the events a second each sends.
+ECHOERS = 50
+ECHOES_PER_SECOND = 4
 #: Seconds within which a session whose client went elsewhere is closed: its pings go unanswered.
 GHOSTS_GONE_WITHIN = CLIENT_PATIENCE + 2 * PING_INTERVAL + 5
 ROOM = "faults"
@@ -72,6 +79,7 @@ def faulty() -> Iterator[Faulty]:
             SIOLESS_TEST_LAYER_PREFIX=f"siotest-faults-{uuid.uuid4().hex[:8]}",
             SIOLESS_TEST_PING_INTERVAL=str(PING_INTERVAL),
             SIOLESS_TEST_PING_TIMEOUT=str(PING_TIMEOUT),
+            SIOLESS_TEST_LAYER_EXPIRY=str(LAYER_EXPIRY),
         )
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
         topology.env = env
@@ -179,6 +187,124 @@ async def test_a_killed_worker_loses_no_event_whose_handler_had_not_started(faul
             await wait_until(lambda: set(handled(faulty.postgres, sid)) == set(range(30)), 20)
         assert set(handled(faulty.postgres, sid)) == set(range(30))
         assert "put back" in topology.processes["worker"].log()
+
+
+@dataclass
+class Echoer:
+    """A raw WebSocket client emitting numbered echoes, counting every ack frame on the wire (a
+    duplicate is seen, not deduplicated by a client library)."""
+
+    engine: RawEngine
+    sent: int = 0
+    acks: Counter[int] = field(default_factory=Counter)
+    closed: str | None = None
+
+    @classmethod
+    async def connect(cls, url: str) -> Echoer:
+        engine = await RawEngine.open(url)
+        await engine.send("40")
+        assert str(await engine.receive()).startswith("40{")
+        return cls(engine)
+
+    async def emit(self) -> None:
+        self.sent += 1
+        await self.engine.send(f'42{self.sent}["echo",{self.sent}]')
+
+    async def read(self) -> None:
+        """Count acks until the connection closes (which it must not)."""
+        try:
+            while True:
+                if (ack := ACK.match(str(await self.engine.receive(timeout=3600)))) is not None:
+                    self.acks[int(ack[1])] += 1
+        except ConnectionError as exc:
+            self.closed = str(exc)
+
+
+ACK = re.compile(r"43(\d+)\[")
+
+
+@dataclass
+class Tally:
+    """What the echoers saw: events sent, acked once, never acked, acked more than once."""
+
+    sent: int
+    once: int
+    lost: int
+    twice: int
+    closed: int
+
+    @classmethod
+    def of(cls, echoers: list[Echoer]) -> Tally:
+        acks = [echoer.acks[n] for echoer in echoers for n in range(1, echoer.sent + 1)]
+        return cls(
+            sent=len(acks),
+            once=acks.count(1),
+            lost=acks.count(0),
+            twice=sum(1 for count in acks if count > 1),
+            closed=sum(1 for echoer in echoers if echoer.closed),
+        )
+
+
+@contextlib.asynccontextmanager
+async def echoers(topology: Topology) -> AsyncIterator[list[Echoer]]:
+    """ECHOERS clients on the daphne processes in turn, reading acks."""
+    clients = [await Echoer.connect(topology.urls[n % len(topology.urls)]) for n in range(ECHOERS)]
+    readers = [asyncio.ensure_future(client.read()) for client in clients]
+    try:
+        yield clients
+    finally:
+        for reader in readers:
+            reader.cancel()
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.engine.close()
+
+
+async def emit_for(clients: list[Echoer], seconds: float) -> None:
+    """ECHOES_PER_SECOND events a second from every client, for ``seconds``."""
+    for _ in range(int(seconds * ECHOES_PER_SECOND)):
+        await asyncio.gather(*(client.emit() for client in clients))
+        await asyncio.sleep(1 / ECHOES_PER_SECOND)
+
+
+async def all_acked(clients: list[Echoer], bound: float) -> Tally:
+    """The tally once every event is acked, or ``bound`` seconds have passed (then a second more, for
+    a duplicate that would follow)."""
+    with contextlib.suppress(TimeoutError):
+        await wait_until(lambda: Tally.of(clients).lost == 0, bound)
+    await asyncio.sleep(1.0)
+    return Tally.of(clients)
+
+
+async def test_a_worker_killed_under_load_sends_every_ack_exactly_once(faulty: Faulty) -> None:
+    """kill -9 of the worker while 50 clients send 200 events a second, a new worker started at
+    once: handlers that were running run again (at least once), but no client sees an ack twice."""
+    topology = faulty.topology
+    async with echoers(topology) as clients:
+        load = asyncio.ensure_future(emit_for(clients, 8.0))
+        await asyncio.sleep(2.0)
+        topology.processes["worker"].kill(signal.SIGKILL)
+        topology.processes["worker"] = worker("faults-worker-under-load", topology.env, 0, 1)
+        await load
+        tally = await all_acked(clients, 60.0)
+    print(f"kill -9 under load: {tally}")
+    assert tally.sent == ECHOERS * 8 * ECHOES_PER_SECOND
+    assert (tally.once, tally.lost, tally.twice, tally.closed) == (tally.sent, 0, 0, 0)
+
+
+async def test_a_worker_away_longer_than_the_layer_s_expiry_loses_nothing_sent_meanwhile(faulty: Faulty) -> None:
+    """Events sent while no worker runs wait in the shard's durable channel (which never expires)
+    and in the consumers (past MAX_IN_FLIGHT), however long the worker is away: here more than
+    twice the channel layer's expiry."""
+    topology = faulty.topology
+    async with echoers(topology) as clients:
+        topology.processes["worker"].kill(signal.SIGKILL)
+        await emit_for(clients, 2.5 * LAYER_EXPIRY)  # 40 events a client: past MAX_IN_FLIGHT too
+        topology.processes["worker"] = worker("faults-worker-after-absence", topology.env, 0, 1)
+        tally = await all_acked(clients, 60.0)
+    print(f"worker away {2.5 * LAYER_EXPIRY:.0f} s: {tally}", [c.closed for c in clients if c.closed])
+    assert tally.sent == ECHOERS * int(2.5 * LAYER_EXPIRY * ECHOES_PER_SECOND)
+    assert (tally.once, tally.lost, tally.twice, tally.closed) == (tally.sent, 0, 0, 0)
 
 
 def handled(postgres: PostgresCluster, sid: str) -> list[int]:

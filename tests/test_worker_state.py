@@ -281,6 +281,39 @@ async def test_events_a_dead_worker_had_taken_run_again_marked_and_ack_once(
         await layer.flush()
 
 
+async def test_an_open_and_connect_a_dead_worker_handled_are_not_handled_again(
+    fast_settings: Settings, transactional_db: None
+) -> None:
+    """A worker killed within a receipt interval of handling an OPEN and a CONNECT leaves them to
+    the next, which revived the connection and its socket from the database: it neither makes a
+    new connection nor refuses the namespace as already connected; the client goes on."""
+    prefix = f"siotest-reopen-{uuid.uuid4().hex[:8]}"
+    fast_settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "sioless.layers.RedisChannelLayer", "CONFIG": {"hosts": HOSTS, "prefix": prefix}}
+    }
+    layer = get_channel_layer()
+    try:
+        async with served() as first:
+            client = await EngineClient.open()
+            sid = (await client.connect())["sid"]
+            (conn,) = first.connections.values()
+            stamp = {"eio": conn.eio_sid, "reply": conn.reply}
+        handled_again = [
+            {"type": messages.OPEN, "handshake": conn.handshake.to_message(), **stamp},
+            {"type": messages.FRAME, "frame": "40", "seq": 1, **stamp},
+        ]
+        for message in handled_again:
+            await layer.send(worker_channel(0), message)
+        assert len(await layer.take(worker_channel(0))) == 2  # taken by a worker that dies
+        async with served() as second:
+            assert await client.call("echo", "still here") == ["still here"]
+            assert await client.nothing_more(0.3)  # no CONNECT_ERROR, no second CONNECT
+            assert second.connections[conn.eio_sid].sockets["/"].sid == sid
+            await client.disconnect()
+    finally:
+        await layer.flush()
+
+
 async def test_a_recovery_never_replays_what_was_sent_before_the_socket_connected(
     recovering_worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

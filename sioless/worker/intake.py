@@ -116,7 +116,10 @@ class Intake:
             await act_on(conn, message)
 
     async def _open(self, message: dict[str, Any]) -> None:
-        """A new connection: known from now on, recorded with its first socket."""
+        """A new connection: known from now on, recorded with its first socket. An OPEN of a known
+        connection was handled by a worker that died before its receipt: the connection was revived."""
+        if message["eio"] in self.connections:
+            return
         handshake = Handshake.from_message(message["handshake"])
         users = await load_users({handshake.user_id})
         shard = shard_of(message["eio"], conf.SHARDS)
@@ -165,19 +168,23 @@ class Intake:
         """Take one client frame; ``on_start`` is called when its handler starts (at once when it has none)."""
         conn.taken = message.get("seq", conn.taken + 1)
         conn.pending += 1
+        redelivered = message.get("redelivered", False)
         job = None
         try:
             packet = self._decode(conn, message["frame"])
             if packet is not None:
-                job = await self._route(conn, packet)
+                job = await self._route(conn, packet, redelivered=redelivered)
         except ProtocolError as exc:
-            logger.info("closing session %s: %s", conn.eio_sid, exc)
-            await self.life.close(conn, DisconnectReason.PARSE_ERROR, tell_client=True)
+            if redelivered:  # handled by a worker that died before its receipt, the state it made revived
+                logger.info("session %s: a frame handled before a worker's death dropped: %s", conn.eio_sid, exc)
+            else:
+                logger.info("closing session %s: %s", conn.eio_sid, exc)
+                await self.life.close(conn, DisconnectReason.PARSE_ERROR, tell_client=True)
         if job is None:
             on_start()
             await self._frame_done(conn)
         else:
-            self.tasks.spawn(self._run_job(job, conn, on_start, redelivered=message.get("redelivered", False)))
+            self.tasks.spawn(self._run_job(job, conn, on_start, redelivered=redelivered))
 
     async def _run_job(self, job: Job, conn: Connection, on_start: Callable[[], None], *, redelivered: bool) -> None:
         handler_started.set(on_start)  # this task's own context: call_handler calls it as the handler starts
@@ -214,9 +221,12 @@ class Intake:
             conn.partial = None
         return decoded if isinstance(decoded, Packet) else None
 
-    async def _route(self, conn: Connection, packet: Packet) -> Job | None:
-        """Act on a packet; the handler run it starts, if any."""
+    async def _route(self, conn: Connection, packet: Packet, *, redelivered: bool) -> Job | None:
+        """Act on a packet; the handler run it starts, if any. A ``redelivered`` CONNECT of a
+        connected namespace was answered by a worker that died before its receipt: not again."""
         if packet.type is PacketType.CONNECT:
+            if redelivered and packet.namespace in conn.sockets:
+                return None
             return await self._on_connect(conn, packet)
         socket = conn.sockets.get(packet.namespace)
         if socket is None or not socket.connected:
