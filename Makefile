@@ -10,8 +10,9 @@ INSTALLED := $(VENV)/.installed
 NODE_CLIENTS := tests/js/node_modules/.installed
 DEMO_CLIENT := demo_client/node_modules/.installed
 BENCH_CLIENTS := bench/js/node_modules/.installed
-# Debian's Chromium, for the demo's browser test (test tools download no browsers here).
-CHROMIUM := /usr/bin/chromium
+# Debian's packages the end-to-end tier uses: Chromium (the demo's browser test: test tools
+# download no browsers here), HAProxy and sudo (the production recipe's test).
+DEBIAN_TOOLS := /usr/bin/chromium /usr/sbin/haproxy /usr/bin/sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo demo-production test test-fast test-e2e lint bench bench-idle
@@ -32,7 +33,7 @@ test-fast: lint
 		--cov=sioless --cov-report=term:skip-covered --cov-fail-under=80
 
 # Real daphne, workers, qcluster, Redis, PostgreSQL, Node clients and Chromium.
-test-e2e: $(INSTALLED) $(NODE_CLIENTS) $(DEMO_CLIENT) $(BENCH_CLIENTS) $(CHROMIUM)
+test-e2e: $(INSTALLED) $(NODE_CLIENTS) $(DEMO_CLIENT) $(BENCH_CLIENTS) $(DEBIAN_TOOLS)
 	$(BIN)/pytest -m e2e
 
 lint: $(INSTALLED)
@@ -58,9 +59,9 @@ $(BENCH_CLIENTS): bench/js/package.json bench/js/package-lock.json
 	npm ci --prefix bench/js --no-audit --no-fund
 	touch $@
 
-$(CHROMIUM):
+$(DEBIAN_TOOLS) &:
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium haproxy sudo
 
 bench: $(INSTALLED) $(BENCH_CLIENTS)
 	$(BIN)/python -m bench.run

@@ -100,8 +100,11 @@ class Ticker:
         mark = getattr(self.layer, "mark", None)
         if mark is not None and await mark("heartbeat"):  # missing: Redis is new, or lost its data
             self.judge_from = number + math.ceil(REJOIN_WITHIN / conf.PING_INTERVAL) + 2
-            logger.warning(
-                "sioless %s: Redis has no marker; no process judged before tick %d", self.name, self.judge_from
+            logger.info(  # normal: on a new Redis (a first start), or one that lost its data (it heals itself)
+                "sioless %s: a new or emptied Redis; server processes are judged from tick %d, once the workers "
+                "have put their consumers back in the heartbeat group",
+                self.name,
+                self.judge_from,
             )
         elif self.judge_from is None:
             self.judge_from = number

@@ -186,7 +186,7 @@ async def test_a_killed_worker_loses_no_event_whose_handler_had_not_started(faul
         with contextlib.suppress(TimeoutError):
             await wait_until(lambda: set(handled(faulty.postgres, sid)) == set(range(30)), 20)
         assert set(handled(faulty.postgres, sid)) == set(range(30))
-        assert "put back" in topology.processes["worker"].log()
+        assert "had taken and not started" in topology.processes["worker"].log()
 
 
 @dataclass

@@ -164,7 +164,11 @@ class ShardRunner:
         if durable:
             receipts = self._receipts[shard] = Receipts(self.layer, channel)
             if restored := await self.layer.restore(channel):
-                logger.warning("sioless worker %s put back %d messages taken but not started", self.name, restored)
+                logger.info(  # normal after a stop or a crash: nothing is lost
+                    "sioless worker %s takes first %d messages its predecessor had taken and not started",
+                    self.name,
+                    restored,
+                )
         while not self.stopping.is_set():
             receiving = asyncio.ensure_future(
                 self.layer.take(channel) if durable else receive_batch(self.layer, channel, TAKE_BATCH)
