@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Union
 
 from channels.db import database_sync_to_async
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 
 from . import messages, recovery
 from .conf import conf
@@ -22,11 +25,28 @@ from .twins import sync_twin
 if TYPE_CHECKING:
     from .socket import Socket
 
+logger = logging.getLogger(__name__)
+
+#: The module a process serving sioless' connections has loaded (its ``asgi.py`` routes them).
+ROUTES = "sioless.routing"
+
 #: Seconds between two looks, while a call waits, for sockets that disconnected before it reached them.
 CALL_RECHECK = 1.0
 
 #: Rooms as the emit functions take them: a room, a socket (its own room), or several.
 Rooms = Union[str, "Socket", Iterable[Union[str, "Socket"]], None]
+
+
+@functools.cache
+def _warn_reaches_no_client() -> None:
+    """Say, once a process, that what it sends goes nowhere: the in-memory layer reaches its own
+    process only, and this one serves no connection (``manage.py shell``, a task, a script)."""
+    logger.warning(
+        "sioless: this process serves no connection, and its channel layer is the in-memory one, "
+        "which reaches its own process only: what sio sends from here reaches no client. Send from "
+        "a handler or a view of the development server, or give every process a Redis channel layer "
+        "(README: Production topology)."
+    )
 
 
 def _room_names(rooms: Rooms) -> list[str]:
@@ -62,6 +82,8 @@ class Server(Registry):
         layer = get_channel_layer(conf.CHANNEL_LAYER)
         if layer is None:
             raise RuntimeError(f"CHANNEL_LAYERS has no {conf.CHANNEL_LAYER!r} layer")
+        if isinstance(layer, InMemoryChannelLayer) and ROUTES not in sys.modules:
+            _warn_reaches_no_client()
         return layer
 
     async def aemit(self, event: str, *args: Any, to: Rooms = None, namespace: str = "/", skip: Rooms = None) -> None:

@@ -62,6 +62,8 @@ def test_the_quickstart_runs_as_written(tmp_path: Path) -> None:
     servers = quickstart_project(shell, port)
     try:
         assert run_clients(shell, f"127.0.0.1:{port}") == PRINTED
+        emitted = shell.run("python", "manage.py", "shell", "-c", "from sioless import sio; sio.emit('lost')")
+        assert "reaches no client" in emitted.stderr  # the shell's in-memory layer is not the server's
     finally:
         for server in servers:
             server.stop()

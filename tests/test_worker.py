@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
+import types
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +17,7 @@ from channels.layers import get_channel_layer
 from django.core.management import CommandError, call_command
 from pytest_django.fixtures import Settings
 
-from sioless import AckTimeout, SocketGone, fields, messages, sio, writes
+from sioless import AckTimeout, SocketGone, fields, messages, server, sio, writes
 from sioless.conf import conf
 from sioless.models import EngineSession, NamespaceSocket, RoomMembership
 from sioless.names import worker_channel
@@ -406,3 +408,22 @@ async def test_a_client_that_numbers_two_events_alike_gets_both_acks(client: Eng
     await client.connect()
     assert await client.call("echo", "first", ack_id=7) == ["first"]
     assert await client.call("echo", "second", ack_id=7) == ["second"]
+
+
+# From a process that serves no connection ------------------------------------------------------
+
+
+async def test_a_process_serving_no_connection_is_told_its_emits_on_the_in_memory_layer_reach_no_one(
+    fast_settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``manage.py shell`` or a task in development: its in-memory layer is not the server's."""
+    monkeypatch.delitem(sys.modules, server.ROUTES, raising=False)
+    server._warn_reaches_no_client.cache_clear()
+    await sio.aemit("lost")
+    await sio.aemit("lost again")
+    assert caplog.text.count("reaches no client") == 1
+    caplog.clear()
+    server._warn_reaches_no_client.cache_clear()
+    monkeypatch.setitem(sys.modules, server.ROUTES, types.ModuleType(server.ROUTES))  # the server's process
+    await sio.aemit("heard")
+    assert "reaches no client" not in caplog.text
