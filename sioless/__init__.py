@@ -15,6 +15,8 @@ Register handlers on :data:`sio` in a ``sockets.py`` module of an installed app:
         return "stored"
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .exceptions import AckTimeout, ConnectionRefused, PayloadError, ProtocolError, SiolessError, SocketGone
 from .namespaces import Namespace
 from .reasons import DisconnectReason
@@ -22,6 +24,11 @@ from .records import Handshake
 from .remote import RemoteSocket
 from .server import Server, sio
 from .socket import Ack, Socket
+
+try:  # the installed distribution's: setup.cfg has the one source of it
+    __version__ = version("sioless")
+except PackageNotFoundError:  # imported from a checkout that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Ack",
