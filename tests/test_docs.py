@@ -64,3 +64,30 @@ def test_the_packet_log_keeps_events_as_long_as_the_readme_says(settings: Settin
     said = re.search(r"; (\d+) s with\s+the defaults", readme)
     assert said is not None
     assert float(said.group(1)) == kept_for()
+
+
+def test_the_log_lines_the_readme_quotes_are_the_code_s() -> None:
+    """Each line the process table quotes as sioless' has the words of a format string of sioless'
+    logs, in order (a name or a number in the quote stands for a placeholder)."""
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `sioless_worker` |"))
+    quotes = re.findall(r"`([^`]*\b(?:shards?|sessions)\b[^`]*)`", row)
+    assert len(quotes) >= 6, row
+    formats = [
+        words(literal)
+        for path in (ROOT / "sioless").rglob("*.py")
+        for literal in re.findall(r'logger\.\w+\(\s*(?:#[^\n]*\n\s*)?"([^"]*)"', path.read_text())
+    ]
+    for quote in quotes:
+        assert any(in_order(words(quote), fmt) for fmt in formats), quote
+
+
+def words(line: str) -> list[str]:
+    """The words of a log line, without what varies (names, numbers, placeholders)."""
+    kept = (token for token in line.split() if not re.search(r"[\d<>\[\]%]|\.\.\.", token))
+    return [word for token in kept if (word := token.strip(",.:;"))]
+
+
+def in_order(wanted: list[str], found: list[str]) -> bool:
+    remaining = iter(found)
+    return all(word in remaining for word in wanted)
