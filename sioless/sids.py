@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
+import re
 import secrets
 import time
 
@@ -53,6 +55,24 @@ def session_key(sid: str) -> str:
     token telling sessions apart; a WebSocket session's sid, good for nothing but its one
     connection, whole."""
     return sid.partition(".")[0]
+
+
+#: A sid in a request's query string, as a server's access log prints it.
+_SID_IN_QUERY = re.compile(r"(?<=[?&]sid=)[^&\s]+")
+
+
+class SessionKeysOnly(logging.Filter):
+    """A filter for an ASGI server's access log (runserver's ``django.channels.server``): the sids
+    in the requests it logs become session keys (a polling sid is a bearer token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, dict) and isinstance(path := record.args.get("path"), str):
+            record.args = {**record.args, "path": _SID_IN_QUERY.sub(_key_of, path)}
+        return True
+
+
+def _key_of(found: re.Match[str]) -> str:
+    return session_key(found[0])
 
 
 def _signature(token: str, route: str, issued: str) -> str:

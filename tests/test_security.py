@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -340,3 +341,11 @@ def test_the_admin_shows_suspended_sockets_without_their_secrets(admin_client: A
         assert "lost-sid" in page.content.decode()
         assert "SECRET" not in page.content.decode()
         assert digest("PID-SECRET") not in page.content.decode()
+
+
+def test_runserver_s_request_log_shows_session_keys_not_sids(caplog: pytest.LogCaptureFixture) -> None:
+    sid = sids.polling_sid("specific.p1!c1")
+    request = {"method": "GET", "path": f"/socket.io/?EIO=4&transport=polling&sid={sid}&t=P1"}
+    logging.getLogger("django.channels.server").warning("HTTP %(method)s %(path)s", request)
+    assert sid not in caplog.text
+    assert f"sid={sids.session_key(sid)}&t=P1" in caplog.text
