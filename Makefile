@@ -15,7 +15,7 @@ BENCH_CLIENTS := bench/js/node_modules/.installed
 DEBIAN_TOOLS := /usr/bin/chromium /usr/sbin/haproxy /usr/bin/sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo demo-production test test-fast test-e2e lint bench bench-idle
+.PHONY: demo demo-production test test-fast test-e2e cluster-check lint bench bench-idle
 
 demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
@@ -24,8 +24,9 @@ demo: $(INSTALLED) $(DEMO_CLIENT)
 demo-production: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python -m demo_project.production --port $(PORT)
 
-# The whole suite: lint, the fast tier (with its coverage floor), then the end-to-end tier.
-test: test-fast test-e2e
+# The whole suite: lint, the fast tier (with its coverage floor), the end-to-end tier, then the
+# production topology on hosts of this machine through faults.
+test: test-fast test-e2e cluster-check
 
 # No server process: the worker, consumers and layers in the test's own processes (one a core).
 test-fast: lint
@@ -35,6 +36,11 @@ test-fast: lint
 # Real daphne, workers, qcluster, Redis, PostgreSQL, Node clients and Chromium.
 test-e2e: $(INSTALLED) $(NODE_CLIENTS) $(DEMO_CLIENT) $(BENCH_CLIENTS) $(DEBIAN_TOOLS)
 	$(BIN)/pytest -m e2e
+
+# Ten hosts of this machine (network namespaces; as root, else skipped with the reason): Redis with
+# a replica and Sentinels, PostgreSQL, two application hosts, HAProxy, a load client; one JSON line.
+cluster-check: $(INSTALLED) $(DEBIAN_TOOLS)
+	$(BIN)/python -m bench.cluster --clients 100
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -72,6 +72,8 @@ class EngineConsumer(LeanConsumer):
         self.opened_at = 0.0
         self.closing = True
         self.ended_by: DisconnectReason | None = None
+        #: Why its worker closed the session, when the worker did.
+        self.ended_by_worker: DisconnectReason | None = None
         #: While a socket is recovered: the broadcasts of its namespace's packet log held, by log.
         self.holding: dict[str, _HeldBroadcasts] = {}
         #: The acks the client was sent (made at its first ack).
@@ -235,6 +237,7 @@ class EngineConsumer(LeanConsumer):
         """The worker ended the session: for a protocol error, or because it does not know it."""
         if not self.closing:
             self.closing = True
+            self.ended_by_worker = DisconnectReason(message["reason"])
             logger.info("session %s closed by its worker: %s", self.session_key, message["reason"])
             await self.channel_layer.group_discard(HEARTBEAT_GROUP, self.channel_name)
             codes = {DisconnectReason.PARSE_ERROR: PROTOCOL_ERROR, DisconnectReason.FORCED_CLOSE: NORMAL_CLOSURE}

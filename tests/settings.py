@@ -48,7 +48,7 @@ ASGI_APPLICATION = "demo_project.asgi.application"
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
-        "HOST": "127.0.0.1",
+        "HOST": os.environ.get("SIOLESS_TEST_DB_HOST", "127.0.0.1"),
         "PORT": int(os.environ.get("SIOLESS_TEST_DB_PORT", "5432")),
         "USER": os.environ.get("SIOLESS_TEST_DB_USER", "postgres"),
         "NAME": os.environ.get("SIOLESS_TEST_DB_NAME", "test"),
@@ -62,10 +62,16 @@ DATABASES = {
 REDIS_PORTS = [int(port) for port in os.environ.get("SIOLESS_TEST_REDIS_PORT", "6379").split(",")]
 REDIS_PORT = REDIS_PORTS[0]
 LAYER_PREFIX = os.environ.setdefault("SIOLESS_TEST_LAYER_PREFIX", f"siotest-{uuid.uuid4().hex[:10]}")
-#: "host:port" of a Redis Sentinel watching the master "sioless": the layer asks it where Redis is.
+#: "host:port" of the Redis Sentinels (comma-separated) watching the master "sioless": the layer
+#: asks them where Redis is.
 SENTINEL = os.environ.get("SIOLESS_TEST_REDIS_SENTINEL")
 REDIS_HOSTS: list[dict[str, object]] = (
-    [{"sentinels": [(SENTINEL.split(":")[0], int(SENTINEL.split(":")[1]))], "master_name": "sioless"}]
+    [
+        {
+            "sentinels": [(host, int(port)) for host, port in (one.split(":") for one in SENTINEL.split(","))],
+            "master_name": "sioless",
+        }
+    ]
     if SENTINEL
     else [{"address": f"redis://127.0.0.1:{port}/0"} for port in REDIS_PORTS]
 )

@@ -86,6 +86,27 @@ async def test_requests_for_unknown_malformed_or_oversized_sessions_are_refused(
     assert (await post(sid, "4" + "x" * 200_000))[0] == 413
 
 
+@pytest.mark.parametrize(
+    ("reason", "answer"),
+    [("transport close", 400), ("transport error", 400), ("parse error", 200)],
+)
+async def test_a_session_its_worker_ends_answers_the_waiting_get_by_whose_doing_it_was(
+    in_process_worker: Worker, reason: str, answer: int
+) -> None:
+    """A session the server side ended (its process taken for dead, handed over, unknown to its
+    worker) is unknown to its client, which comes back (python-socketio's client does not after a
+    CLOSE packet); one ended for what the client sent gets the CLOSE packet, as from Node."""
+    sid = await handshake()
+    waiting = asyncio.ensure_future(request("GET", f"&sid={sid}"))
+    await asyncio.sleep(0.2)
+    channel = session_channel(sid)
+    assert channel is not None
+    await get_channel_layer().send(channel, {"type": messages.CLOSE, "reason": reason})
+    unknown = (400, {"code": 1, "message": "Session ID unknown"})
+    status, body = await waiting
+    assert (status, json.loads(body) if status == 400 else body) == (unknown if answer == 400 else (200, b"1"))
+
+
 async def test_a_second_get_while_one_waits_closes_the_session(in_process_worker: Worker) -> None:
     sid = await handshake()
     waiting = asyncio.ensure_future(request("GET", f"&sid={sid}"))

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 CLOSE_FRAME = engineio.encode(engineio.Packet(PacketType.CLOSE))
 NOOP_FRAME = engineio.encode(engineio.Packet(PacketType.NOOP))
+#: Why a worker closes a session for reasons of the server side's (a protocol error is the client's).
+SERVER_SIDE = {DisconnectReason.TRANSPORT_CLOSE, DisconnectReason.TRANSPORT_ERROR}
 #: How often, after an upgrade probe, a waiting GET is released with a NOOP (Node's check interval).
 NOOP_CHECK_INTERVAL = 0.1
 
@@ -113,17 +115,28 @@ class PolledSession(EngineConsumer):
             await self.closed(event.get("code", 1000))
 
     async def closed(self, code: int) -> None:
-        """The session ended: as Node does, a waiting GET gets a CLOSE packet (a NOOP if the client
-        closed), what was kept for a GET is dropped, and every request from now on gets "Session ID unknown"
-        at once, until no request would wait for an answer any more."""
+        """The session ended: a waiting GET gets its last answer (:meth:`last_answer`), what was kept
+        for a GET is dropped, and every request from now on gets "Session ID unknown" at once, until
+        no request would wait for an answer any more."""
         self.ended = True
         self.noop_checks.stop()
         if self.relay is not None:
             await self.tell(self.relay, {"type": messages.RELAY_CLOSE, "code": code})
-        elif self.waiting_get is not None:
-            client_closed = self.ended_by is DisconnectReason.TRANSPORT_CLOSE
-            await self.reply(self.waiting_get, frames=[NOOP_FRAME if client_closed else CLOSE_FRAME])
+        elif (waiting := self.waiting_get) is not None:
             self.waiting_get = None
+            await self.reply(waiting, **self.last_answer())
+
+    def last_answer(self) -> dict[str, Any]:
+        """What a GET waiting as the session ends gets. As Node answers: a NOOP when the client
+        closed, a CLOSE packet when what the client did (or did not do) ended it. "Session ID
+        unknown" (HTTP 400) when the server side ended it: its process stopping, or its worker
+        taking the process for dead, handing its sockets over, or not knowing the session; the
+        client comes back, as after a lost connection (python-socketio's client does not come
+        back after a CLOSE packet)."""
+        if self.ended_by is DisconnectReason.SERVER_SHUTTING_DOWN or self.ended_by_worker in SERVER_SIDE:
+            return {"error": HandshakeError.UNKNOWN_SID}
+        client_closed = self.ended_by is DisconnectReason.TRANSPORT_CLOSE
+        return {"frames": [NOOP_FRAME if client_closed else CLOSE_FRAME]}
         self.for_next_get = []
         asyncio.get_running_loop().call_later(conf.PING_INTERVAL + conf.PING_TIMEOUT, self.stop)
 

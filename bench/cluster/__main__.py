@@ -1,0 +1,174 @@
+"""The cluster check: sioless' production topology on ten hosts of this machine (network
+namespaces), python-socketio clients on their own host echoing through HAProxy, and the faults of
+a deployment across machines, each with its counted outcome. Prints one JSON line; its "ok" is
+true when every client was served again after every fault, without a hand. Everything it made is
+removed at the end, whatever happens.
+
+Usage (as root): python -m bench.cluster [--clients N] [--delay-ms MS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.support.processes import ARTIFACTS, ROOT
+
+from .network import Network, sh
+from .topology import APP_HOSTS, HOSTS, Topology
+
+#: Seconds within which every client must be served again after a fault.
+HEAL_WITHIN = 45.0
+#: Seconds within which clients notice a fault (their acks stop), if they ever do.
+NOTICED_WITHIN = 5.0
+#: Seconds the application host is cut from the network.
+CUT_FOR = 10.0
+
+
+class Load:
+    """The load client on its host, and the reports it prints a second."""
+
+    def __init__(self, topology: Topology, clients: int, seconds: float) -> None:
+        self.clients = clients
+        command = [sys.executable, "-m", "bench.cluster.clients", topology.url, str(clients), str(seconds)]
+        self.popen = subprocess.Popen(
+            topology.network["client"].command(command),
+            cwd=ROOT,
+            env=topology.env,
+            stdout=subprocess.PIPE,
+            stderr=(ARTIFACTS / "cluster-load-client.log").open("w"),
+            text=True,
+        )
+        self.reports: list[tuple[float, dict[str, int]]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.reports.append((time.monotonic(), json.loads(line)))
+
+    def latest(self) -> dict[str, int]:
+        return self.reports[-1][1] if self.reports else {}
+
+    def all_served(self) -> bool:
+        return self.latest().get("serving") == self.clients
+
+    def wait(self, ready: Callable[[], bool], bound: float) -> float | None:
+        """Seconds until ``ready()``; None past ``bound``."""
+        started = time.monotonic()
+        while time.monotonic() - started < bound:
+            if ready():
+                return round(time.monotonic() - started, 1)
+            time.sleep(0.2)
+        return None
+
+
+def fault(load: Load, name: str, act: Callable[[], None], then: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Do a fault; how long from its start until every client was served again (0: no client
+    noticed it within NOTICED_WITHIN), and what the clients counted."""
+    before = load.latest()
+    started = time.monotonic()
+    act()
+    noticed = load.wait(lambda: not load.all_served(), NOTICED_WITHIN)
+    healed = None if load.wait(load.all_served, HEAL_WITHIN) is None else round(time.monotonic() - started, 1)
+    if noticed is None:
+        healed = 0.0
+    if then is not None:
+        then()
+    after = load.latest()
+    outcome = {
+        "healed_after_s": healed,
+        "disconnects": after.get("disconnects", 0) - before.get("disconnects", 0),
+        "echoes_not_acked": after.get("failed", 0) - before.get("failed", 0),
+    }
+    print(f"{name}: {outcome}", file=sys.stderr)
+    return outcome
+
+
+def check(clients: int, delay_ms: float) -> dict[str, Any]:
+    network = Network(HOSTS, delay_ms)
+    home = Path(tempfile.mkdtemp(prefix="sioless-cluster-"))
+    home.chmod(0o755)
+    topology = Topology(network, home)
+    result: dict[str, Any] = {"ok": False, "hosts": len(HOSTS), "clients": clients}
+    try:
+        network.create()
+        result["link_delay_ms"] = None if network.no_delay else delay_ms
+        if network.no_delay:
+            result["no_delay_because"] = network.no_delay
+        topology.start_redis()
+        topology.start_postgres()
+        for shard, name in enumerate(APP_HOSTS):
+            topology.start_app(name, shard)
+        for name in APP_HOSTS:
+            topology.start_standby(name)
+        topology.start_balancer()
+        load = Load(topology, clients, seconds=600)
+        result["all_served_after_s"] = load.wait(load.all_served, 60)
+        faults = result["faults"] = {}
+
+        def back(name: str, shard: int) -> None:
+            topology.start_app(name, shard, serves=False)
+            topology.start_standby(name)
+
+        faults["application host lost (kill -9 of app1)"] = fault(
+            load, "app host lost", network["app1"].kill_all, then=lambda: back("app1", 0)
+        )
+        primary = topology.redis_primary()
+        lost = next(name for name in ("redis1", "redis2") if network[name].address == primary)
+        faults[f"Redis primary host lost (kill -9 of {lost})"] = fault(
+            load, "redis primary lost", network[lost].kill_all
+        )
+        result["redis_primary_after"] = topology.redis_primary()
+
+        def cut() -> None:
+            network["app2"].cut()
+            time.sleep(CUT_FOR)
+            network["app2"].restore()
+
+        faults[f"application host cut from the network for {CUT_FOR:.0f} s (app2)"] = fault(load, "app host cut", cut)
+        result["totals"] = load.latest()
+        result["ok"] = result["all_served_after_s"] is not None and all(
+            outcome["healed_after_s"] is not None for outcome in faults.values()
+        )
+        load.popen.kill()
+    finally:
+        topology.stop()
+        shutil.rmtree(home, ignore_errors=True)
+    return result
+
+
+def can_make_namespaces() -> str | None:
+    """Why this machine cannot run the check (None: it can)."""
+    if os.geteuid() != 0:
+        return "ip netns needs root"
+    if shutil.which("ip") is None or shutil.which("haproxy") is None or shutil.which("redis-server") is None:
+        return "ip, haproxy or redis-server is missing"
+    probe = sh("ip", "netns", "add", "sioc-probe", check=False)
+    sh("ip", "netns", "del", "sioc-probe", check=False)
+    return None if probe.returncode == 0 else f"ip netns add: {probe.stderr.strip()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--delay-ms", type=float, default=1.0)
+    args = parser.parse_args()
+    why_not = can_make_namespaces()
+    result = {"ok": True, "skipped": why_not} if why_not else check(args.clients, args.delay_ms)
+    print(json.dumps(result))
+    sys.exit(0 if result["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The load client of the cluster check, run on its own host: python-socketio clients through the
+balancer (half WebSocket, half polling, reconnecting by themselves as stock clients do), each
+sending an acked echo every half second. Prints a JSON line a second: how many clients are
+connected, how many got an ack within the last second, and the events acked and failed so far.
+
+Usage: python -m bench.cluster.clients <url> <clients> <seconds>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+
+import socketio
+
+#: Seconds between two echoes of a client, and how long one waits for its ack.
+EVERY = 0.5
+ACK_WAIT = 5.0
+
+
+@dataclass
+class Echoer:
+    client: socketio.AsyncClient
+    acked: int = 0
+    failed: int = 0
+    last_ack: float = 0.0
+    disconnects: int = 0
+
+    async def run(self, until: float) -> None:
+        n = 0
+        while time.monotonic() < until:
+            n += 1
+            try:
+                if await self.client.call("echo", n, timeout=ACK_WAIT) == n:
+                    self.acked += 1
+                    self.last_ack = time.monotonic()
+            except Exception:  # disconnected or timed out: not acknowledged
+                self.failed += 1
+            await asyncio.sleep(EVERY)
+
+
+async def main(url: str, count: int, seconds: float) -> None:
+    echoers = []
+    for n in range(count):
+        client = socketio.AsyncClient(reconnection=True, reconnection_delay=0.5, reconnection_delay_max=2)
+        echoer = Echoer(client)
+        client.on("disconnect", lambda *reason, e=echoer: setattr(e, "disconnects", e.disconnects + 1))
+        await client.connect(url, transports=["websocket"] if n % 2 else ["polling"], wait_timeout=20)
+        echoers.append(echoer)
+    until = time.monotonic() + seconds
+    running = [asyncio.ensure_future(echoer.run(until)) for echoer in echoers]
+    while time.monotonic() < until:
+        await asyncio.sleep(1.0)
+        now = time.monotonic()
+        report = {
+            "connected": sum(1 for e in echoers if e.client.connected),
+            "serving": sum(1 for e in echoers if now - e.last_ack < 1.0 + EVERY),
+            "acked": sum(e.acked for e in echoers),
+            "failed": sum(e.failed for e in echoers),
+            "disconnects": sum(e.disconnects for e in echoers),
+        }
+        print(json.dumps(report), flush=True)
+        for n, e in enumerate(echoers):
+            if not e.client.connected:
+                task = e.client._reconnect_task
+                state = None if task is None else ("done" if task.done() else "running")
+                error = task.exception() if task is not None and task.done() and not task.cancelled() else None
+                print(n, e.client.eio.state, state, repr(error), file=sys.stderr, flush=True)
+    await asyncio.gather(*running)
+    for echoer in echoers:
+        with contextlib.suppress(Exception):
+            await echoer.client.disconnect()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))

@@ -1,0 +1,187 @@
+"""sioless' production topology on the hosts of a :class:`~bench.cluster.network.Network`: a Redis
+primary and a replica watched by three Sentinels, PostgreSQL, application hosts (daphne, a worker
+serving a shard, a standby worker for every shard, a qcluster), HAProxy in front, and a host for the
+load client. Each service runs on its host, reached at the host's address; logs go to
+tests/artifacts/cluster-*.log."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from tests.support.processes import ROOT, Process, django_env
+from tests.support.services import PG_BIN
+
+from .network import Host, Network
+
+REDIS_PORT = 6379
+SENTINEL_PORT = 26379
+POSTGRES_PORT = 5432
+HTTP_PORT = 8000
+APP_HOSTS = ["app1", "app2"]
+SENTINELS = ["s1", "s2", "s3"]
+HOSTS = ["redis1", "redis2", *SENTINELS, "db", *APP_HOSTS, "lb", "client"]
+WORKER = [sys.executable, "manage.py", "sioless_worker"]
+#: Seconds a service gets to start.
+START_TIMEOUT = 60.0
+
+
+def wait_for(address: str, port: int, process: Process, timeout: float = START_TIMEOUT) -> None:
+    """Return once ``address:port`` accepts connections; fail if ``process`` exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((address, port), timeout=0.5).close()
+            return
+        except OSError:
+            if process.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{process.name} does not serve {address}:{port}:\n{process.log()}") from None
+            time.sleep(0.1)
+
+
+class Topology:
+    """The services, started host by host; :meth:`stop` ends them (the network's removal too)."""
+
+    def __init__(self, network: Network, home: Path) -> None:
+        self.network = network
+        self.home = home
+        self.processes: dict[str, Process] = {}
+        self.env = django_env(
+            "tests.settings",
+            SIOLESS_TEST_DB_HOST=network["db"].address,
+            SIOLESS_TEST_DB_NAME="cluster",
+            SIOLESS_TEST_REDIS_SENTINEL=",".join(f"{network[s].address}:{SENTINEL_PORT}" for s in SENTINELS),
+            SIOLESS_TEST_LAYER_PREFIX=f"sioc-{uuid.uuid4().hex[:8]}",
+            SIOLESS_TEST_PING_INTERVAL="5",
+            SIOLESS_TEST_PING_TIMEOUT="10",
+        )
+
+    def start(self, name: str, host: Host, command: list[str], env: dict[str, str] | None = None) -> Process:
+        process = Process(f"cluster-{name}", host.command(command), env or self.env)
+        self.processes[name] = process
+        return process
+
+    # Redis ------------------------------------------------------------------------------------
+
+    def start_redis(self) -> None:
+        """A primary, a replica, and three Sentinels agreeing (two of three) on failovers."""
+        primary = self.network["redis1"]
+        for name in ("redis1", "redis2"):
+            host = self.network[name]
+            command = ["redis-server", "--bind", host.address, "--port", str(REDIS_PORT), "--protected-mode", "no"]
+            command += ["--save", "", "--appendonly", "no", "--dir", str(self.home)]
+            command += ["--dbfilename", f"{name}.rdb"]
+            if name != "redis1":
+                command += ["--replicaof", primary.address, str(REDIS_PORT)]
+            wait_for(host.address, REDIS_PORT, self.start(name, host, command))
+        for name in SENTINELS:
+            host = self.network[name]
+            configuration = self.home / f"{name}.conf"
+            configuration.write_text(
+                f"bind {host.address}\nport {SENTINEL_PORT}\nprotected-mode no\n"
+                f"sentinel monitor sioless {primary.address} {REDIS_PORT} 2\n"
+                "sentinel down-after-milliseconds sioless 1000\nsentinel failover-timeout sioless 5000\n"
+            )
+            command = ["redis-server", str(configuration), "--sentinel"]
+            wait_for(host.address, SENTINEL_PORT, self.start(name, host, command))
+
+    def redis_primary(self) -> str:
+        """The address the Sentinels give for the primary now."""
+        sentinel = self.network[SENTINELS[0]]
+        answer = sentinel.run(
+            "redis-cli",
+            "-h",
+            sentinel.address,
+            "-p",
+            str(SENTINEL_PORT),
+            "sentinel",
+            "get-master-addr-by-name",
+            "sioless",
+        )
+        return answer.stdout.split()[0]
+
+    # PostgreSQL -------------------------------------------------------------------------------
+
+    def start_postgres(self) -> None:
+        """A cluster of the topology's own on its host, trusting the hosts' subnet."""
+        host = self.network["db"]
+        data = self.home / "pg"
+        data.mkdir()
+        subprocess.run(["chown", "postgres", str(data)], check=True)
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(
+            [*as_postgres, str(PG_BIN / "initdb"), "-D", str(data / "data"), "-A", "trust", "-U", "postgres"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        with (data / "data" / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {host.address.rsplit('.', 1)[0]}.0/24 trust\n")
+        options = f"-p {POSTGRES_PORT} -k {data} -c listen_addresses={host.address} -c max_connections=300"
+        host.run(
+            *as_postgres,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data / "data"),
+            "-o",
+            options,
+            "-l",
+            str(data / "server.log"),
+            "-w",
+            "start",
+        )
+        host.run(*as_postgres, str(PG_BIN / "createdb"), "-h", host.address, "-U", "postgres", "cluster")
+        migrate = [sys.executable, "manage.py", "migrate", "-v0"]
+        subprocess.run(migrate, cwd=ROOT, env=self.env, check=True, timeout=120)
+
+    # The application hosts and the balancer ----------------------------------------------------
+
+    def start_app(self, name: str, shard: int, *, serves: bool = True) -> None:
+        """daphne and the worker of ``shard`` on ``name`` (once it ``serves`` the shard, or else
+        once it runs: a standby took the shard while the host was away)."""
+        host = self.network[name]
+        daphne = [sys.executable, "-m", "daphne", "-b", host.address, "-p", str(HTTP_PORT)]
+        daphne += ["--websocket_timeout", "-1", "--access-log", "/dev/null", "demo_project.asgi:application"]
+        wait_for(host.address, HTTP_PORT, self.start(f"{name}-daphne", host, daphne))
+        worker = self.start(f"{name}-worker", host, [*WORKER, "--shard", str(shard)])
+        worker.wait_for_log(f"serving shard {shard}" if serves else "for shards")
+
+    def start_standby(self, name: str) -> None:
+        """A standby worker for every shard, and a qcluster, on ``name``."""
+        host = self.network[name]
+        self.start(f"{name}-standby", host, WORKER).wait_for_log("for shards")
+        qcluster = self.start(f"{name}-qcluster", host, [sys.executable, "manage.py", "qcluster"])
+        qcluster.wait_for_log("runs the heartbeat")
+
+    def start_balancer(self) -> None:
+        """HAProxy on its host: round robin over the application hosts, no stickiness."""
+        host = self.network["lb"]
+        servers = "".join(
+            f"    server {name} {self.network[name].address}:{HTTP_PORT} check inter 500 fall 2 rise 2\n"
+            for name in APP_HOSTS
+        )
+        configuration = self.home / "haproxy.cfg"
+        configuration.write_text(
+            "defaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n"
+            "    timeout server 60s\n    timeout tunnel 1h\n"
+            f"frontend web\n    bind {host.address}:{HTTP_PORT}\n    default_backend app\n"
+            f"backend app\n    balance roundrobin\n    option redispatch\n    retries 3\n{servers}"
+        )
+        process = self.start(
+            "haproxy", host, ["haproxy", "-db", "-f", str(configuration)], env={"PATH": "/usr/sbin:/usr/bin:/bin"}
+        )
+        wait_for(host.address, HTTP_PORT, process)
+
+    @property
+    def url(self) -> str:
+        """The balancer's address, as clients reach it."""
+        return f"http://{self.network['lb'].address}:{HTTP_PORT}"
+
+    def stop(self) -> None:
+        for process in reversed(self.processes.values()):
+            process.stop()
+        self.network.remove()
