@@ -23,8 +23,6 @@ logger = logging.getLogger(__name__)
 
 CLOSE_FRAME = engineio.encode(engineio.Packet(PacketType.CLOSE))
 NOOP_FRAME = engineio.encode(engineio.Packet(PacketType.NOOP))
-#: Why a worker closes a session for reasons of the server side's (a protocol error is the client's).
-SERVER_SIDE = {DisconnectReason.TRANSPORT_CLOSE, DisconnectReason.TRANSPORT_ERROR}
 #: How often, after an upgrade probe, a waiting GET is released with a NOOP (Node's check interval).
 NOOP_CHECK_INTERVAL = 0.1
 
@@ -125,20 +123,23 @@ class PolledSession(EngineConsumer):
         elif (waiting := self.waiting_get) is not None:
             self.waiting_get = None
             await self.reply(waiting, **self.last_answer())
-
-    def last_answer(self) -> dict[str, Any]:
-        """What a GET waiting as the session ends gets. As Node answers: a NOOP when the client
-        closed, a CLOSE packet when what the client did (or did not do) ended it. "Session ID
-        unknown" (HTTP 400) when the server side ended it: its process stopping, or its worker
-        taking the process for dead, handing its sockets over, or not knowing the session; the
-        client comes back, as after a lost connection (python-socketio's client does not come
-        back after a CLOSE packet)."""
-        if self.ended_by is DisconnectReason.SERVER_SHUTTING_DOWN or self.ended_by_worker in SERVER_SIDE:
-            return {"error": HandshakeError.UNKNOWN_SID}
-        client_closed = self.ended_by is DisconnectReason.TRANSPORT_CLOSE
-        return {"frames": [NOOP_FRAME if client_closed else CLOSE_FRAME]}
         self.for_next_get = []
         asyncio.get_running_loop().call_later(conf.PING_INTERVAL + conf.PING_TIMEOUT, self.stop)
+
+    def last_answer(self) -> dict[str, Any]:
+        """What a GET waiting as the session ends gets: a NOOP when the client closed, a CLOSE
+        packet when what the client sent ended it (malformed, oversized, a second GET), as Node
+        answers. Otherwise "Session ID unknown" (HTTP 400), where Node writes a CLOSE packet: the
+        client comes back, as after a lost connection, where python-socketio's client would give
+        up (a ping timeout after a network partition, the server process stopping, the worker
+        taking the process for dead, handing the session over or not knowing it)."""
+        reason = self.ended_by_worker or self.ended_by
+        by_the_consumer = self.ended_by_worker is None
+        if by_the_consumer and reason is DisconnectReason.TRANSPORT_CLOSE:
+            return {"frames": [NOOP_FRAME]}
+        if reason is DisconnectReason.PARSE_ERROR or (by_the_consumer and reason is DisconnectReason.TRANSPORT_ERROR):
+            return {"frames": [CLOSE_FRAME]}
+        return {"error": HandshakeError.UNKNOWN_SID}
 
     def stop(self) -> None:
         """End the consumer, as a WebSocket's disconnect would."""
