@@ -116,7 +116,9 @@ async def test_a_second_get_while_one_waits_closes_the_session(in_process_worker
     assert (status, body) == (200, b"1")  # the CLOSE packet
 
 
-async def test_an_upgrade_moves_the_session_to_the_websocket(in_process_worker: Worker) -> None:
+async def probed() -> tuple[str, WebsocketCommunicator, asyncio.Future[list[Any]]]:
+    """A connected polling session whose upgrade a WebSocket probed, with a GET waiting: its sid,
+    the WebSocket, the GET."""
     sid = await handshake()
     await post(sid, "40")
     await poll(sid)
@@ -125,6 +127,11 @@ async def test_an_upgrade_moves_the_session_to_the_websocket(in_process_worker: 
     waiting = asyncio.ensure_future(poll(sid))
     await websocket.send_to(text_data="2probe")
     assert await websocket.receive_from(5) == "3probe"
+    return sid, websocket, waiting
+
+
+async def test_an_upgrade_moves_the_session_to_the_websocket(in_process_worker: Worker) -> None:
+    sid, websocket, waiting = await probed()
     assert await waiting == ["6"]  # the waiting GET released with a NOOP
     await websocket.send_to(text_data="5")
     await websocket.send_to(text_data='421["echo","upgraded"]')
@@ -142,14 +149,7 @@ async def test_after_a_probe_a_waiting_get_gets_what_is_due_before_a_noop(
     """As Node's: the NOOP that lets the client pause polling comes at a check interval after the
     probe, so an answer due meanwhile (the CONNECT, an ack) is the packet the client gets."""
     monkeypatch.setattr(session, "NOOP_CHECK_INTERVAL", 1.0)
-    sid = await handshake()
-    await post(sid, "40")
-    await poll(sid)
-    websocket = WebsocketCommunicator(UpgradeConsumer.as_asgi(), f"/socket.io/?EIO=4&transport=websocket&sid={sid}")
-    assert (await websocket.connect(timeout=5))[0]
-    waiting = asyncio.ensure_future(poll(sid))
-    await websocket.send_to(text_data="2probe")
-    assert await websocket.receive_from(5) == "3probe"
+    sid, websocket, waiting = await probed()
     assert await post(sid, '421["echo","before the noop"]') == (200, b"ok")
     assert await waiting == ['431["before the noop"]']
     assert await poll(sid) == ["6"]

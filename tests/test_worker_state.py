@@ -248,70 +248,66 @@ async def test_a_refused_recovery_gets_nothing_its_rooms_were_sent_meanwhile(
         await client.disconnect()
 
 
-async def test_events_a_dead_worker_had_taken_run_again_marked_and_ack_once(
-    fast_settings: Settings, transactional_db: None
-) -> None:
-    """At least once, exactly once on the wire: a worker killed as its handlers ran leaves their
-    events to the next, whose handlers see ``socket.redelivered``; an ack the client already has
-    is not sent again."""
+@pytest.fixture
+async def redis_layer(fast_settings: Settings, transactional_db: None) -> AsyncIterator[Any]:
+    """The Redis channel layer (whose worker channels outlive a worker), with keys of the test's own."""
     prefix = f"siotest-redelivery-{uuid.uuid4().hex[:8]}"
     fast_settings.CHANNEL_LAYERS = {
         "default": {"BACKEND": "sioless.layers.RedisChannelLayer", "CONFIG": {"hosts": HOSTS, "prefix": prefix}}
     }
     layer = get_channel_layer()
     try:
-        async with served() as first:
-            client = await EngineClient.open()
-            sid = (await client.connect())["sid"]
-            (conn,) = first.connections.values()
-        await client.send('21["redelivered"]')  # no worker now: they wait in its channel
-        await client.send('22["redelivered"]')
-        await asyncio.sleep(0.2)
-        taken = await layer.take(worker_channel(0))  # a worker takes them, starts them, and dies
-        assert len(taken) == 2
-        dead_workers_ack = {"type": messages.FRAMES, "frames": ['31["acked before dying"]'], "ack": [sid, 1]}
-        await layer.send(conn.reply, dead_workers_ack)
-        assert await client.receive() == '31["acked before dying"]'
-        async with served():
-            assert await client.receive() == "32[true]"  # the ack of event 1 is not sent twice
-            assert await client.call("redelivered", ack_id=3) == [False]
-            assert await client.nothing_more(0.3)
-            await client.disconnect()
+        yield layer
     finally:
         await layer.flush()
 
 
-async def test_an_open_and_connect_a_dead_worker_handled_are_not_handled_again(
-    fast_settings: Settings, transactional_db: None
-) -> None:
+async def test_events_a_dead_worker_had_taken_run_again_marked_and_ack_once(redis_layer: Any) -> None:
+    """At least once, exactly once on the wire: a worker killed as its handlers ran leaves their
+    events to the next, whose handlers see ``socket.redelivered``; an ack the client already has
+    is not sent again."""
+    layer = redis_layer
+    async with served() as first:
+        client = await EngineClient.open()
+        sid = (await client.connect())["sid"]
+        (conn,) = first.connections.values()
+    await client.send('21["redelivered"]')  # no worker now: they wait in its channel
+    await client.send('22["redelivered"]')
+    await asyncio.sleep(0.2)
+    taken = await layer.take(worker_channel(0))  # a worker takes them, starts them, and dies
+    assert len(taken) == 2
+    dead_workers_ack = {"type": messages.FRAMES, "frames": ['31["acked before dying"]'], "ack": [sid, 1]}
+    await layer.send(conn.reply, dead_workers_ack)
+    assert await client.receive() == '31["acked before dying"]'
+    async with served():
+        assert await client.receive() == "32[true]"  # the ack of event 1 is not sent twice
+        assert await client.call("redelivered", ack_id=3) == [False]
+        assert await client.nothing_more(0.3)
+        await client.disconnect()
+
+
+async def test_an_open_and_connect_a_dead_worker_handled_are_not_handled_again(redis_layer: Any) -> None:
     """A worker killed within a receipt interval of handling an OPEN and a CONNECT leaves them to
     the next, which revived the connection and its socket from the database: it neither makes a
     new connection nor refuses the namespace as already connected; the client goes on."""
-    prefix = f"siotest-reopen-{uuid.uuid4().hex[:8]}"
-    fast_settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "sioless.layers.RedisChannelLayer", "CONFIG": {"hosts": HOSTS, "prefix": prefix}}
-    }
-    layer = get_channel_layer()
-    try:
-        async with served() as first:
-            client = await EngineClient.open()
-            sid = (await client.connect())["sid"]
-            (conn,) = first.connections.values()
-            stamp = {"eio": conn.eio_sid, "reply": conn.reply}
-        handled_again = [
-            {"type": messages.OPEN, "handshake": conn.handshake.to_message(), **stamp},
-            {"type": messages.FRAME, "frame": "40", "seq": 1, **stamp},
-        ]
-        for message in handled_again:
-            await layer.send(worker_channel(0), message)
-        assert len(await layer.take(worker_channel(0))) == 2  # taken by a worker that dies
-        async with served() as second:
-            assert await client.call("echo", "still here") == ["still here"]
-            assert await client.nothing_more(0.3)  # no CONNECT_ERROR, no second CONNECT
-            assert second.connections[conn.eio_sid].sockets["/"].sid == sid
-            await client.disconnect()
-    finally:
-        await layer.flush()
+    layer = redis_layer
+    async with served() as first:
+        client = await EngineClient.open()
+        sid = (await client.connect())["sid"]
+        (conn,) = first.connections.values()
+        stamp = {"eio": conn.eio_sid, "reply": conn.reply}
+    handled_again = [
+        {"type": messages.OPEN, "handshake": conn.handshake.to_message(), **stamp},
+        {"type": messages.FRAME, "frame": "40", "seq": 1, **stamp},
+    ]
+    for message in handled_again:
+        await layer.send(worker_channel(0), message)
+    assert len(await layer.take(worker_channel(0))) == 2  # taken by a worker that dies
+    async with served() as second:
+        assert await client.call("echo", "still here") == ["still here"]
+        assert await client.nothing_more(0.3)  # no CONNECT_ERROR, no second CONNECT
+        assert second.connections[conn.eio_sid].sockets["/"].sid == sid
+        await client.disconnect()
 
 
 async def test_a_recovery_never_replays_what_was_sent_before_the_socket_connected(
