@@ -7,6 +7,11 @@ PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+#: The newest Python and Django the suite runs on too: python3.13 (on the PATH, or pyenv's), Django 6.1.
+NEWEST_PYTHON ?= $(shell for python in python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null); do $$python -c "" 2>/dev/null && echo $$python && break; done)
+NEWEST_DJANGO := Django>=6.1,<6.2
+NEWEST := .venv-newest
+NEWEST_INSTALLED := $(NEWEST)/.installed
 NODE_CLIENTS := tests/js/node_modules/.installed
 DEMO_CLIENT := demo_client/node_modules/.installed
 BENCH_CLIENTS := bench/js/node_modules/.installed
@@ -15,7 +20,7 @@ BENCH_CLIENTS := bench/js/node_modules/.installed
 DEBIAN_TOOLS := /usr/bin/chromium /usr/sbin/haproxy /usr/bin/sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo demo-production test test-fast test-e2e cluster-check lint bench bench-idle
+.PHONY: demo demo-production test test-fast test-e2e test-newest cluster-check lint bench bench-idle
 
 demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
@@ -24,9 +29,9 @@ demo: $(INSTALLED) $(DEMO_CLIENT)
 demo-production: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python -m demo_project.production --port $(PORT)
 
-# The whole suite: lint, the fast tier (with its coverage floor), the end-to-end tier, then the
-# production topology on hosts of this machine through faults.
-test: test-fast test-e2e cluster-check
+# The whole suite: lint, the fast tier (with its coverage floor), the end-to-end tier, both again on
+# the newest Python and Django, then the production topology on hosts of this machine through faults.
+test: test-fast test-e2e test-newest cluster-check
 
 # No server process: the worker, consumers and layers in the test's own processes (one a core).
 test-fast: lint
@@ -36,6 +41,22 @@ test-fast: lint
 # Real daphne, workers, qcluster, Redis, PostgreSQL, Node clients and Chromium.
 test-e2e: $(INSTALLED) $(NODE_CLIENTS) $(DEMO_CLIENT) $(BENCH_CLIENTS) $(DEBIAN_TOOLS)
 	$(BIN)/pytest -m e2e
+
+# Both tiers on python3.13 with Django 6.1 (skipped, saying why, where there is no python3.13).
+ifeq ($(NEWEST_PYTHON),)
+test-newest:
+	@echo "test-newest skipped: this machine has no python3.13"
+else
+test-newest: $(NEWEST_INSTALLED) $(NODE_CLIENTS) $(DEMO_CLIENT) $(BENCH_CLIENTS) $(DEBIAN_TOOLS)
+	SIOLESS_TEST_TIER=fast $(NEWEST)/bin/pytest -n auto -m "not e2e"
+	$(NEWEST)/bin/pytest -m e2e
+endif
+
+$(NEWEST_INSTALLED): setup.cfg pyproject.toml
+	$(NEWEST_PYTHON) -m venv $(NEWEST)
+	$(NEWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(NEWEST)/bin/python -m pip install --quiet --editable ".[test,bench]" "$(NEWEST_DJANGO)"
+	touch $@
 
 # Ten hosts of this machine (network namespaces; as root, else skipped with the reason): Redis with
 # a replica and Sentinels, PostgreSQL, two application hosts, HAProxy, a load client; one JSON line.
