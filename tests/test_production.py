@@ -123,8 +123,9 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
         deployed.stop()
         drop_database()
         client = redis.Redis(host="127.0.0.1", port=6379)
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
+        for pattern in (f"{prefix}*", f"django_q:{prefix}*"):  # the channel layer's keys, django-q2's
+            for key in client.scan_iter(pattern):
+                client.delete(key)
 
 
 def test_the_production_recipe_serves_the_quickstart_through_haproxy(deployment: Deployment) -> None:
