@@ -97,17 +97,7 @@ class Ticker:
         """
         await self.record_reports()
         self.reported_tick = number
-        mark = getattr(self.layer, "mark", None)
-        if mark is not None and await mark("heartbeat"):  # missing: Redis is new, or lost its data
-            self.judge_from = number + math.ceil(REJOIN_WITHIN / conf.PING_INTERVAL) + 2
-            logger.info(  # normal: on a new Redis (a first start), or one that lost its data (it heals itself)
-                "sioless %s: a new or emptied Redis; server processes are judged from tick %d, once the workers "
-                "have put their consumers back in the heartbeat group",
-                self.name,
-                self.judge_from,
-            )
-        elif self.judge_from is None:
-            self.judge_from = number
+        self.judge_from = max(self.judge_from or number, await self._judged_from(number))
         if self.tick_failed:
             self.tick_failed = False
             self.judge_from = max(self.judge_from, number + 2)
@@ -120,6 +110,23 @@ class Ticker:
             logger.warning("sioless server process %s stopped answering ticks: %d sessions closed", process, len(sids))
             reap = {"type": messages.REAP, "process": process, "shard": shard, "sessions": sids}
             await self.layer.send(worker_channel(shard), reap)
+
+    async def _judged_from(self, number: int) -> int:
+        """The tick from which processes are judged, as the marker in Redis keeps it for every
+        ticker: when the marker is missing (Redis is new, or lost its data), the tick by which the
+        workers have put their consumers back in the heartbeat group."""
+        mark = getattr(self.layer, "mark", None)
+        if mark is None:
+            return number
+        missing, judged_from = await mark("heartbeat", number + math.ceil(REJOIN_WITHIN / conf.PING_INTERVAL) + 2)
+        if missing:
+            logger.info(  # normal: on a new Redis (a first start), or one that lost its data (it heals itself)
+                "sioless %s: a new or emptied Redis; server processes are judged from tick %d, once the workers "
+                "have put their consumers back in the heartbeat group",
+                self.name,
+                judged_from,
+            )
+        return int(judged_from)
 
     async def collect_reports(self, channel: str, seconds: float) -> None:
         """Take the processes' reports for ``seconds`` (waiting them out if Redis is away)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 
 from sioless import store
 from sioless.heartbeat import Ticker
-from sioless.layers import InMemoryChannelLayer
+from sioless.layers import InMemoryChannelLayer, RedisChannelLayer
 from sioless.models import EngineSession
 
 pytestmark = pytest.mark.django_db
@@ -75,3 +76,19 @@ async def test_no_process_is_judged_until_two_ticks_after_one_failed() -> None:
     assert (ticker.judge_from, ticker.tick_failed) == (12, False)
     await ticker.tick(11, None, "sioless.ticker.test!reports")
     assert ticker.judge_from == 12
+
+
+async def test_a_ticker_taking_over_keeps_the_wait_of_the_one_before_after_redis_lost_its_data() -> None:
+    """Redis lost its data (a flush, a restart): no process is judged until the workers have put
+    their consumers back in the heartbeat group, by whichever ticker runs the heartbeat then (the
+    next minute's run takes over from this one)."""
+    layer = RedisChannelLayer(hosts=[{"address": "redis://127.0.0.1:6379/0"}], prefix=f"siotest-{uuid.uuid4().hex}")
+    try:
+        first = Ticker(layer, stands_by=False)
+        await first.tick(10, None, "sioless.ticker.test!reports")  # the marker is missing: Redis is new
+        assert first.judge_from is not None and first.judge_from > 12
+        second = Ticker(layer, stands_by=False)
+        await second.tick(11, None, "sioless.ticker.test!reports")
+        assert second.judge_from == first.judge_from
+    finally:
+        await layer.flush()

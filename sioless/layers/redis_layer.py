@@ -346,10 +346,15 @@ class RedisChannelLayer(ChannelsRedisLayer):
         for index in range(self.ring_size):
             await self.connection(index).ping()
 
-    async def mark(self, name: str) -> bool:
-        """Set the marker key ``name`` (on the first host); whether it was missing: Redis lost its
-        data since the marker was set (a restart, a flush, a failover to a replica behind)."""
-        return bool(await self.connection(0).set(f"{self.prefix}:marker:{name}", 1, nx=True))
+    async def mark(self, name: str, value: int = 1) -> tuple[bool, int]:
+        """Set the marker key ``name`` (on the first host) to ``value`` unless it is set; whether it
+        was missing (Redis lost its data since it was set: a restart, a flush, a failover to a
+        replica behind), and the value it holds."""
+        connection = self.connection(0)
+        key = f"{self.prefix}:marker:{name}"
+        if await connection.set(key, value, nx=True):
+            return True, value
+        return False, int(await connection.get(key) or 0)
 
     def addressed(self, member: bytes) -> tuple[Any, dict[str, Any]]:
         """A received message, and the channel (or channels) it is for."""

@@ -102,8 +102,9 @@ class Upkeep:
         flushed, failed over to a replica that was behind); whether that is still due."""
         mark = getattr(self.layer, "mark", None)
         try:
-            if mark is not None and await mark(f"shard-{shard}"):
-                rejoin_due = True
+            if mark is not None:
+                missing, _ = await mark(f"shard-{shard}")
+                rejoin_due = rejoin_due or missing
             if rejoin_due:
                 await self._rejoin_groups(shard)
                 rejoin_due = False
