@@ -22,6 +22,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
+#: Seconds a stopping qcluster gets before SIGKILL (its heartbeat run ends within a second or two).
+QCLUSTER_STOP_TIMEOUT = 30.0
 DAPHNE = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "--websocket_timeout", "-1"]
 
 
@@ -94,14 +96,18 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        # A graceful qcluster stop waits for the heartbeat's run (up to 2 minutes), and SIGTERM to
-        # its whole process group hangs django-q2's main process: kill it, nothing is lost.
-        os.killpg(qcluster.pid, signal.SIGKILL)
+        # SIGTERM to the qcluster's main process only: to its whole group, it hangs django-q2.
+        qcluster.terminate()
         for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in [qcluster, *processes]:
+        for process in processes:
             process.wait()
+        try:
+            qcluster.wait(QCLUSTER_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:  # a broker that keeps no cluster status: nothing is lost
+            os.killpg(qcluster.pid, signal.SIGKILL)
+            qcluster.wait()
 
 
 if __name__ == "__main__":

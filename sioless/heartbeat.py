@@ -21,6 +21,7 @@ import math
 import secrets
 import time
 from datetime import datetime
+from typing import Any
 
 from channels.layers import BaseChannelLayer
 
@@ -57,16 +58,22 @@ class Ticker:
         self.judge_from: int | None = None
         #: Whether the last tick failed (Redis or the database away): it counted, and no one heard it.
         self.tick_failed = False
+        self.stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """End the run after the tick under way (the process running it is stopping)."""
+        self.stopping.set()
 
     async def run(self, seconds: float | None = None) -> None:
-        """Tick every ``PING_INTERVAL`` for ``seconds`` (forever when None), while it is this ticker's turn."""
+        """Tick every ``PING_INTERVAL`` for ``seconds`` (forever when None), while it is this ticker's
+        turn, until :meth:`stop`."""
         channel = await self.layer.new_channel("sioless.ticker.")
         await in_store_thread(store.start_ticker, self.name)
         logger.info("sioless %s runs the heartbeat", self.name)
         deadline = None if seconds is None else time.monotonic() + seconds
         take_over_after = TAKE_OVER_AFTER if self.stands_by else None
         try:
-            while deadline is None or time.monotonic() < deadline:
+            while not self.stopping.is_set() and (deadline is None or time.monotonic() < deadline):
                 try:
                     claim = await in_store_thread(store.claim_tick, self.name, conf.PING_INTERVAL, take_over_after)
                     if not claim.mine and not self.stands_by:
@@ -129,18 +136,28 @@ class Ticker:
         return int(judged_from)
 
     async def collect_reports(self, channel: str, seconds: float) -> None:
-        """Take the processes' reports for ``seconds`` (waiting them out if Redis is away)."""
+        """Take the processes' reports for ``seconds`` (waiting them out if Redis is away), or until
+        :meth:`stop`."""
         deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not self.stopping.is_set():
             try:
-                report = await asyncio.wait_for(self.layer.receive(channel), left)
-            except TimeoutError:
-                return
+                report = await self._next_report(channel, left)
             except Exception as exc:
                 logger.error("sioless %s cannot take reports: %s", self.name, exc)
                 await asyncio.sleep(min(left, RETRY_AFTER))
                 continue
+            if report is None:
+                return
             self.reports.add(report["process"])
+
+    async def _next_report(self, channel: str, seconds: float) -> dict[str, Any] | None:
+        """The next report within ``seconds``; None when none came or the run is stopping."""
+        receive = asyncio.ensure_future(self.layer.receive(channel))
+        stopping = asyncio.ensure_future(self.stopping.wait())
+        done, pending = await asyncio.wait({receive, stopping}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in pending:
+            waiting.cancel()
+        return receive.result() if receive in done else None
 
     async def record_reports(self) -> None:
         """Write down which processes answered the last tick."""

@@ -6,12 +6,22 @@ that lasts longer than the longest gap between two runs, and takes over from the
 Every qcluster worker process that starts also starts a run at once: after a qcluster restart the
 heartbeat comes back within seconds, not at the scheduler's first look 30 s later. A run that
 takes over keeps the ticks' rhythm, so these extra runs cost nothing to the clients.
+
+A run ends early when its qcluster stops (SIGTERM to the qcluster's main process): django-q2 waits
+for the tasks under way before it exits, and tells its workers nothing, but it keeps its status in
+the broker, where a run looks every second. Brokers that keep no status (the ORM broker without a
+shared cache) make a stopping qcluster wait for the run's end, up to ``TICKER_RUN``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
+import time
 from typing import Any
+from uuid import UUID
 
 from channels.layers import get_channel_layer
 
@@ -22,11 +32,55 @@ SCHEDULE_NAME = "sioless heartbeat"
 RUN_HEARTBEAT = "sioless.tasks.run_heartbeat"
 #: Seconds one run ticks: more than the 90 s two runs of a minutely schedule can be apart.
 TICKER_RUN = 120.0
+#: Seconds between two looks at the status of the qcluster a run works for.
+LOOK_INTERVAL = 1.0
+#: Seconds a run looks for its qcluster's status (a cluster saves it within a second of starting).
+FIND_WITHIN = 10.0
 
 
 def run_heartbeat() -> None:
-    """Run the heartbeat for ``TICKER_RUN`` seconds, or until a newer run takes over."""
-    asyncio.run(Ticker(get_channel_layer(conf.CHANNEL_LAYER), stands_by=False).run(TICKER_RUN))
+    """Run the heartbeat for ``TICKER_RUN`` seconds, until a newer run takes over or the qcluster stops."""
+    asyncio.run(run_while_cluster_runs(Ticker(get_channel_layer(conf.CHANNEL_LAYER), stands_by=False)))
+
+
+async def run_while_cluster_runs(ticker: Ticker) -> None:
+    """Run ``ticker`` for ``TICKER_RUN`` seconds, stopping it once this process' qcluster stops."""
+    run = asyncio.ensure_future(ticker.run(TICKER_RUN))
+    cluster = ClusterStatus()
+    while not run.done():
+        await asyncio.wait({run}, timeout=LOOK_INTERVAL)
+        if not run.done() and await asyncio.to_thread(cluster.stopping):
+            ticker.stop()
+    await run
+
+
+class ClusterStatus:
+    """The status of the qcluster whose worker process this is, as the cluster keeps it in its broker."""
+
+    def __init__(self) -> None:
+        from django_q.brokers import get_broker
+
+        self.broker = get_broker()
+        self.cluster_id: UUID | None = None
+        self.find_until = time.monotonic() + FIND_WITHIN
+
+    def stopping(self) -> bool:
+        """Whether the cluster is stopping (False while it is unknown, or the broker is away)."""
+        from django_q.conf import Conf
+        from django_q.status import Stat
+
+        with contextlib.suppress(Exception):  # the broker is away: the run goes on
+            if self.cluster_id is None and time.monotonic() < self.find_until:
+                self.cluster_id = self._own_cluster_id(Stat.get_all(self.broker))
+            if self.cluster_id is not None:
+                return bool(Stat.get(os.getpid(), self.cluster_id, self.broker).status == Conf.STOPPING)
+        return False
+
+    @staticmethod
+    def _own_cluster_id(stats: list[Any]) -> UUID | None:
+        """The id of the cluster, among ``stats``, that counts this process among its workers."""
+        host, pid = socket.gethostname(), os.getpid()
+        return next((stat.cluster_id for stat in stats if stat.host == host and pid in stat.workers), None)
 
 
 def schedule_heartbeat(**kwargs: Any) -> None:

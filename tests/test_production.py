@@ -3,7 +3,8 @@ database and role made as written, the settings and environment file pasted, the
 checked by ``systemd-analyze verify`` and their ``ExecStart`` run as systemd would (with their
 environment file, working directory and stop signal), HAProxy's configuration checked by
 ``haproxy -c`` (no warning) and run. Both Quickstart clients get their acknowledgements through
-HAProxy, and a connected client goes on through a restart of both workers.
+HAProxy, a connected client goes on through a restart of both workers, and the qcluster stops within
+its unit's stop timeout.
 
 What the test changes, as a machine of its own must: the ports (daphne's, HAProxy's) are free
 ones, ``/srv/app`` is the test's directory, ``REDIS_PREFIX`` is the test's own; it drops the
@@ -59,6 +60,8 @@ class Deployment:
         self.ports = ports
         self.prefix = prefix
         self.running: dict[str, Process] = {}
+        #: The [Service] section of each unit started, its specifiers replaced.
+        self.services: dict[str, dict[str, str]] = {}
 
     def localized(self, block: Block) -> Block:
         """A block with this machine's ports, directory and Redis prefix."""
@@ -90,12 +93,22 @@ class Deployment:
         unit.read(self.shell.cwd / (f"{template}@.service" if instance else f"{name}.service"))
         service = {key: value.replace("%i", instance) for key, value in unit["Service"].items()}
         env = {"PATH": SYSTEMD_PATH, **environment_file(Path(service["environmentfile"]))}
-        kill_signal = signal.Signals[service.get("killsignal", "SIGTERM")]
         process = Process(
-            f"recipe-{name}", shlex.split(service["execstart"]), env, kill_signal, Path(service["workingdirectory"])
+            f"recipe-{name}",
+            shlex.split(service["execstart"]),
+            env,
+            signal.Signals[service.get("killsignal", "SIGTERM")],
+            Path(service["workingdirectory"]),
+            stop_main_only=service.get("killmode") == "mixed",
         )
         process.wait_for_log(next(text for role, text in READY.items() if role in name))
         self.running[name] = process
+        self.services[name] = service
+
+    def stop_unit(self, name: str) -> bool:
+        """``systemctl stop``: the unit's kill signal, SIGKILL after its ``TimeoutStopSec``; whether it
+        stopped before that."""
+        return self.running.pop(name).stop(float(self.services[name]["timeoutstopsec"]))
 
     def haproxy(self, command: str) -> None:
         """In place of installing HAProxy's configuration: ``haproxy -c`` (no warning), then HAProxy."""
@@ -150,6 +163,7 @@ def test_the_production_recipe_serves_the_quickstart_through_haproxy(deployment:
     balancer = f"127.0.0.1:{deployment.ports[':80']}"
     assert run_clients(shell, balancer) == PRINTED
     asyncio.run(stays_connected_through_worker_restarts(deployment, f"http://{balancer}"))
+    assert deployment.stop_unit("sioless-qcluster"), "the qcluster did not stop within its TimeoutStopSec"
     missing = {**shell.env, "DATABASE_PASSWORD": ""}
     del missing["DATABASE_PASSWORD"]
     done = subprocess.run(["python", "manage.py", "check"], cwd=shell.cwd, env=missing, capture_output=True, text=True)
@@ -165,7 +179,7 @@ async def stays_connected_through_worker_restarts(deployment: Deployment, url: s
     try:
         assert await client.call("say", ("lobby", "before"), timeout=10) == "stored as message 3"
         for worker in ("sioless-worker@0", "sioless-worker@1"):
-            deployment.running.pop(worker).stop()  # SIGTERM, the unit's KillSignal
+            assert deployment.stop_unit(worker)
             deployment.start(worker)
         assert await client.call("say", ("lobby", "after"), timeout=10) == "stored as message 4"
         assert disconnects == []

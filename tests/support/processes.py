@@ -37,10 +37,14 @@ class Process:
         env: dict[str, str],
         stop_signal: int = signal.SIGTERM,
         cwd: Path = ROOT,
+        *,
+        stop_main_only: bool = False,
     ) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.stop_signal = stop_signal
+        #: Whether the stop signal goes to the main process only (systemd's ``KillMode=mixed``).
+        self.stop_main_only = stop_main_only
         self.log_path = ARTIFACTS / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
         self.popen = subprocess.Popen(
@@ -77,15 +81,19 @@ class Process:
             os.killpg(self.popen.pid, sig)
             self.popen.wait(STOP_TIMEOUT)
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Its stop signal (SIGTERM), then SIGKILL if it lingers past ``timeout`` seconds."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
+        """Its stop signal (SIGTERM), then SIGKILL if it lingers past ``timeout`` seconds; whether it
+        exited before the SIGKILL."""
+        exited = True
         if self.popen.poll() is None:
-            os.killpg(self.popen.pid, self.stop_signal)
+            (os.kill if self.stop_main_only else os.killpg)(self.popen.pid, self.stop_signal)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
+                exited = False
                 self.kill()
         self._log.close()
+        return exited
 
 
 def django_env(settings: str, **extra: str) -> dict[str, str]:
