@@ -20,7 +20,7 @@ BENCH_CLIENTS := bench/js/node_modules/.installed
 DEBIAN_TOOLS := /usr/bin/chromium /usr/sbin/haproxy /usr/bin/sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo demo-production test test-fast test-e2e test-newest cluster-check lint bench bench-idle
+.PHONY: demo demo-production test test-fast test-e2e test-newest cluster-check lint bench bench-idle bench-footprint
 
 demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
@@ -95,3 +95,6 @@ bench: $(INSTALLED) $(BENCH_CLIENTS)
 
 bench-idle: $(INSTALLED) $(BENCH_CLIENTS)
 	$(BIN)/python -m bench.idle
+
+bench-footprint: $(INSTALLED)
+	$(BIN)/python -m bench.footprint

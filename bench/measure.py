@@ -73,3 +73,10 @@ def rss_bytes(pids: list[int]) -> int:
         with contextlib.suppress(OSError):
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
     return total
+
+
+def memory_kib(pid: int) -> tuple[int, int]:
+    """A process' resident memory and its proportional share of it (RSS, PSS), in KiB: a page n
+    processes share counts fully in each one's RSS, and 1/n in each one's PSS."""
+    fields = dict(line.split()[:2] for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])
+    return int(fields["Rss:"]), int(fields["Pss:"])

@@ -15,7 +15,9 @@ except KeyError:
     raise ImproperlyConfigured(
         "Set SIOLESS_DEMO_SECRET_KEY (`python -m demo_project.production` makes one for each run)."
     ) from None
-INSTALLED_APPS = [*INSTALLED_APPS, "django_q"]  # noqa: F405
+# daphne's app only makes runserver serve ASGI: without it, the workers and the qcluster do not
+# import daphne's server (Twisted, TLS) either.
+INSTALLED_APPS = [*(app for app in INSTALLED_APPS if app != "daphne"), "django_q"]  # noqa: F405
 
 DATABASES = {
     "default": {
@@ -41,7 +43,7 @@ CHANNEL_LAYERS = {
         },
     }
 }
-Q_CLUSTER = {"name": PREFIX, "workers": 2, "timeout": 150, "retry": 200, "redis": REDIS}
+Q_CLUSTER = {"name": PREFIX, "workers": 1, "timeout": 150, "retry": 200, "redis": REDIS}
 SIOLESS = {"SHARDS": 2, "CONNECTION_STATE_RECOVERY": True}
 
 # daphne serves the browser app itself here; put a web server or whitenoise in front in production.

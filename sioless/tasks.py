@@ -7,10 +7,13 @@ Every qcluster worker process that starts also starts a run at once: after a qcl
 heartbeat comes back within seconds, not at the scheduler's first look 30 s later. A run that
 takes over keeps the ticks' rhythm, so these extra runs cost nothing to the clients.
 
-A run ends early when its qcluster stops (SIGTERM to the qcluster's main process): django-q2 waits
-for the tasks under way before it exits, and tells its workers nothing, but it keeps its status in
-the broker, where a run looks every second. Brokers that keep no status (the ORM broker without a
-shared cache) make a stopping qcluster wait for the run's end, up to ``TICKER_RUN``.
+A run ends early once it is no longer needed, which a run looks at every second: when the schedule
+has queued the next run (in a qcluster of one worker, that run waits for this one to end: so one
+worker is enough for the heartbeat, and runs never pile up), and when its qcluster stops (SIGTERM
+to the qcluster's main process: django-q2 waits for the tasks under way before it exits and tells
+its workers nothing, but it keeps its status in the broker). Brokers that keep no status (the ORM
+broker without a shared cache) make a stopping qcluster wait for the run's end, up to
+``TICKER_RUN``.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import contextlib
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
 from channels.layers import get_channel_layer
+from django.db import DatabaseError, connections
 
 from .conf import conf
 from .heartbeat import Ticker
@@ -32,26 +37,69 @@ SCHEDULE_NAME = "sioless heartbeat"
 RUN_HEARTBEAT = "sioless.tasks.run_heartbeat"
 #: Seconds one run ticks: more than the 90 s two runs of a minutely schedule can be apart.
 TICKER_RUN = 120.0
-#: Seconds between two looks at the status of the qcluster a run works for.
+#: Seconds between two looks at what ends a run early.
 LOOK_INTERVAL = 1.0
 #: Seconds a run looks for its qcluster's status (a cluster saves it within a second of starting).
 FIND_WITHIN = 10.0
 
 
 def run_heartbeat() -> None:
-    """Run the heartbeat for ``TICKER_RUN`` seconds, until a newer run takes over or the qcluster stops."""
-    asyncio.run(run_while_cluster_runs(Ticker(get_channel_layer(conf.CHANNEL_LAYER), stands_by=False)))
+    """Run the heartbeat for ``TICKER_RUN`` seconds, or until it is no longer needed."""
+    asyncio.run(run_while_needed(Ticker(get_channel_layer(conf.CHANNEL_LAYER), stands_by=False)))
 
 
-async def run_while_cluster_runs(ticker: Ticker) -> None:
-    """Run ``ticker`` for ``TICKER_RUN`` seconds, stopping it once this process' qcluster stops."""
+async def run_while_needed(ticker: Ticker) -> None:
+    """Run ``ticker`` for ``TICKER_RUN`` seconds, stopping it once the next run is queued or this
+    process' qcluster stops (or a newer run takes over, which the ticker sees itself)."""
     run = asyncio.ensure_future(ticker.run(TICKER_RUN))
-    cluster = ClusterStatus()
-    while not run.done():
-        await asyncio.wait({run}, timeout=LOOK_INTERVAL)
-        if not run.done() and await asyncio.to_thread(cluster.stopping):
-            ticker.stop()
-    await run
+    # A thread of the run's own: a look stuck on an unreachable broker never holds the run's end.
+    looks = ThreadPoolExecutor(1, thread_name_prefix="sioless-heartbeat-looks")
+    loop = asyncio.get_running_loop()
+    watch = RunWatch()
+    try:
+        while not run.done():
+            if await _look(loop.run_in_executor(looks, watch.run_over)):
+                ticker.stop()
+                break
+            await asyncio.wait({run}, timeout=LOOK_INTERVAL)
+        await run
+    finally:
+        looks.submit(connections.close_all)
+        looks.shutdown(wait=False)
+
+
+async def _look(look: asyncio.Future[bool]) -> bool:
+    """What a look found; False when it takes longer than ``LOOK_INTERVAL`` (the broker or the database away)."""
+    try:
+        return await asyncio.wait_for(look, LOOK_INTERVAL)
+    except TimeoutError:
+        return False
+
+
+class RunWatch:
+    """Looks at what ends a heartbeat run early: the next run queued, its qcluster stopping."""
+
+    def __init__(self) -> None:
+        self.cluster = ClusterStatus()
+        #: The run the schedule had queued last as this run began (None: none yet, or unknown).
+        self.queued_before: str | None = None
+        self.queued_before_known = False
+
+    def run_over(self) -> bool:
+        """Whether the run is no longer needed."""
+        return self.cluster.stopping() or self.next_run_queued()
+
+    def next_run_queued(self) -> bool:
+        """Whether the schedule has queued a run since this one began (False while the database is away)."""
+        from django_q.models import Schedule
+
+        try:
+            queued = Schedule.objects.filter(name=SCHEDULE_NAME).values_list("task", flat=True).first()
+        except DatabaseError:
+            return False
+        if not self.queued_before_known:  # the first look the database answered, as the run began
+            self.queued_before, self.queued_before_known = queued, True
+        return queued != self.queued_before
 
 
 class ClusterStatus:

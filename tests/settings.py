@@ -90,7 +90,7 @@ CHANNEL_LAYERS = {
 
 Q_CLUSTER = {
     "name": LAYER_PREFIX,  # the broker's queue: one a test run, like the layer's keys
-    "workers": 2,
+    "workers": 1,  # the heartbeat needs one (as the README recipe has it)
     "timeout": 150,
     "retry": 200,
     "redis": {"host": "127.0.0.1", "port": REDIS_PORT, "db": 0},

@@ -1,5 +1,6 @@
-"""How a heartbeat run ends: after its seconds, or within a second once its qcluster stops (the
-cluster's status in the real Redis broker), never because another cluster stops."""
+"""How a heartbeat run ends: after its seconds, or within a second once the schedule queued the
+next run or its qcluster stops (the cluster's status in the real Redis broker), never because
+another cluster stops."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from asgiref.sync import sync_to_async
 from django_q.brokers import get_broker
 from django_q.conf import Conf
+from django_q.models import Schedule
 from django_q.signing import SignedPackage
 from django_q.status import Stat, Status
 
@@ -79,8 +82,25 @@ async def test_a_run_ends_once_its_cluster_stops(
 ) -> None:
     monkeypatch.setattr(tasks, "LOOK_INTERVAL", 0.1)
     own = save(clusters, [os.getpid()], Conf.IDLE)
-    run = asyncio.ensure_future(tasks.run_while_cluster_runs(ticker))
+    run = asyncio.ensure_future(tasks.run_while_needed(ticker))
     await asyncio.sleep(0.5)
     assert not run.done()
     save(clusters, [os.getpid()], Conf.STOPPING, cluster_id=own)
     await asyncio.wait_for(run, 5)
+
+
+async def test_a_run_ends_once_the_schedule_queued_the_next(ticker: Ticker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a qcluster of one worker the next run waits for this one: runs never pile up."""
+    monkeypatch.setattr(tasks, "LOOK_INTERVAL", 0.1)
+    await sync_to_async(queue_scheduled_run)("run-1")  # the run before, or this one
+    run = asyncio.ensure_future(tasks.run_while_needed(ticker))
+    await asyncio.sleep(0.5)
+    assert not run.done()
+    await sync_to_async(queue_scheduled_run)("run-2")
+    await asyncio.wait_for(run, 5)
+
+
+def queue_scheduled_run(task: str) -> None:
+    """What django-q2's scheduler writes as it queues a run of the heartbeat's schedule."""
+    tasks.schedule_heartbeat()
+    Schedule.objects.filter(name=tasks.SCHEDULE_NAME).update(task=task)
