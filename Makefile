@@ -20,7 +20,7 @@ BENCH_CLIENTS := bench/js/node_modules/.installed
 DEBIAN_TOOLS := /usr/bin/chromium /usr/sbin/haproxy /usr/bin/sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo demo-production test test-fast test-e2e test-newest cluster-check lint bench bench-idle bench-footprint
+.PHONY: demo demo-production test test-fast test-e2e test-newest cluster-check lint bench bench-idle bench-footprint bench-storm
 
 demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
@@ -98,3 +98,6 @@ bench-idle: $(INSTALLED) $(BENCH_CLIENTS)
 
 bench-footprint: $(INSTALLED)
 	$(BIN)/python -m bench.footprint
+
+bench-storm: $(INSTALLED) $(BENCH_CLIENTS)
+	$(BIN)/python -m bench.storm

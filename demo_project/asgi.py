@@ -7,7 +7,6 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_project.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
@@ -22,6 +21,6 @@ application = ProtocolTypeRouter(
         # runserver serves static files itself; daphne alone does not
         "http": ASGIStaticFilesHandler(http_app) if getattr(settings, "DEMO_SERVES_STATIC_FILES", False) else http_app,
         # sioless refuses pages of other origins (and of hosts outside ALLOWED_HOSTS) itself
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from channels.auth import AuthMiddlewareStack
-from django.apps import apps
 from django.urls import path
 
 from .conf import conf
 from .consumers import EngineConsumer
 from .handshake import parsed_query
 from .polling import PollingConsumer, UpgradeConsumer
+from .session_user import with_session_user
 
 _new_websocket = EngineConsumer.as_asgi()
 _upgrade = UpgradeConsumer.as_asgi()
@@ -23,15 +22,6 @@ async def websocket_endpoint(scope: dict[str, Any], receive: Any, send: Any) -> 
     await app(scope, receive, send)
 
 
-def _polling_endpoint() -> Any:
-    """The polling consumer; with Django's sessions and auth installed, it sees ``scope["user"]``
-    as the WebSocket does under ``AuthMiddlewareStack``."""
-    app = PollingConsumer.as_asgi()
-    if apps.is_installed("django.contrib.auth") and apps.is_installed("django.contrib.sessions"):
-        return AuthMiddlewareStack(app)
-    return app
-
-
 # cast: Django's stubs type a route's target as a view, Channels routes ASGI apps
-websocket_urlpatterns = [path(f"{conf.PATH}/", cast(Any, websocket_endpoint))]
-http_urlpatterns = [path(f"{conf.PATH}/", _polling_endpoint())]
+websocket_urlpatterns = [path(f"{conf.PATH}/", cast(Any, with_session_user(websocket_endpoint)))]
+http_urlpatterns = [path(f"{conf.PATH}/", with_session_user(PollingConsumer.as_asgi()))]
