@@ -30,6 +30,8 @@ class Namespace:
         self._handlers: dict[str, Handler] = {}
         #: Run before the ``connect`` handler, in order (see :meth:`use`).
         self.middlewares: list[Handler] = []
+        #: Told of every event a socket here sends its client (see :meth:`on_any_outgoing`).
+        self.outgoing_hooks: list[Handler] = []
 
     def on(self, event: str, handler: H | None = None) -> Any:
         """Register ``handler`` for ``event``; usable as a decorator."""
@@ -46,6 +48,13 @@ class Namespace:
         connection by raising ConnectionRefused (or returning False). Usable as a decorator."""
         self.middlewares.append(middleware)
         return middleware
+
+    def on_any_outgoing(self, hook: H) -> H:
+        """Call ``hook(socket, event, *args)`` (sync or async, in the background) for every event a
+        socket here sends its own client with ``socket.emit`` or ``socket.call``, as Node's
+        ``socket.onAnyOutgoing`` (not for broadcasts, nor for acks). Usable as a decorator."""
+        self.outgoing_hooks.append(hook)
+        return hook
 
     def handler(self, event: str) -> Handler | None:
         """The handler registered for ``event``, if any."""
@@ -109,6 +118,15 @@ class Registry:
             return self.of(namespace).use(function)
 
         return register(middleware) if middleware is not None else register
+
+    def on_any_outgoing(self, hook: H | None = None, *, namespace: NamespaceMatcher = "/") -> Any:
+        """Tell ``hook`` of every event a socket of ``namespace`` sends its own client (see
+        :meth:`Namespace.on_any_outgoing`): ``@sio.on_any_outgoing``, or with ``namespace=...``."""
+
+        def register(function: H) -> H:
+            return self.of(namespace).on_any_outgoing(function)
+
+        return register(hook) if hook is not None else register
 
     def namespace_for(self, name: str) -> Namespace | None:
         """The Namespace serving ``name``, or None when the namespace is unknown."""

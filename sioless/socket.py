@@ -60,7 +60,7 @@ class SocketHost(Protocol):
         """End the socket from the server side."""
 
     def run_callback(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Run an ack callback in the background."""
+        """Run an ack callback or an outgoing hook in the background."""
 
 
 class SocketData(dict[str, Any]):
@@ -183,6 +183,7 @@ class Socket:
         """Send ``event`` to this client; ``callback(*ack_args)`` runs when it acknowledges.
         Raises PayloadError when ``args`` are not JSON (NaN, infinity, ...)."""
         frames = socketio.encode_event(self.namespace, event, list(args), encoder=conf.JSON_ENCODER)
+        self._tell_outgoing(event, args)
         if callback is not None:  # not logged for recovery: an ack is for this connection only
             ack_id = next(self._ack_ids)
             self._pending_acks[ack_id] = callback
@@ -200,7 +201,13 @@ class Socket:
         disconnects first.
         """
         frames = socketio.encode_event(self.namespace, event, list(args), encoder=conf.JSON_ENCODER)
+        self._tell_outgoing(event, args)
         return await self.acall_encoded(event, frames, timeout)
+
+    def _tell_outgoing(self, event: str, args: tuple[Any, ...]) -> None:
+        """Run the namespace's outgoing hooks for an event this socket sends."""
+        for hook in self.handlers.outgoing_hooks:
+            self._host.run_callback(hook, self, event, *args)
 
     async def acall_encoded(self, event: str, frames: list[Frame], timeout: float) -> Any:
         """:meth:`acall` with the event already encoded (without an ack id)."""

@@ -7,7 +7,7 @@ import logging
 import secrets
 from typing import Any, NamedTuple
 
-from .. import recovery, store
+from .. import recovery, signals, store
 from ..conf import conf
 from ..exceptions import ConnectionRefused
 from ..fields import EncodedJSON, encoded
@@ -154,6 +154,12 @@ class Connector:
         # Only with CONNECT does the consumer take the socket's broadcasts: they follow it, as what it sent does.
         groups = groups_of(socket) if release is None else None
         await self.life.outbound.frames(conn, frames, release=release, groups=groups)
+        self.life.tasks.send_signal(signals.socket_connected, socket)
+        if socket.recovered:
+            self.life.tasks.send_signal(signals.socket_recovered, socket)
+        else:
+            for room in socket.rooms - {socket.sid}:  # joined by its middlewares and connect handler
+                self.life.tasks.send_signal(signals.room_joined, socket, room=room)
 
 
 def _recovery_request(auth: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:

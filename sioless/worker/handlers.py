@@ -1,5 +1,6 @@
-"""Running the user's handlers: async ones awaited, sync ones in Django's thread; the convention by
-which a handler takes its ack into its own hands; the worker's background tasks."""
+"""Running the user's handlers (and receivers of sioless' signals): async ones awaited, sync ones
+in Django's thread; the convention by which a handler takes its ack into its own hands; the
+worker's background tasks."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.dispatch import Signal
+
+from ..socket import Socket
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +87,26 @@ class Tasks:
                 logger.exception("%s raised", about or handler_name(handler))
 
         self.spawn(run())
+
+    def send_signal(self, signal: Signal, socket: Socket, after: Awaitable[None] | None = None, **named: Any) -> None:
+        """Send one of :mod:`sioless.signals` about ``socket`` in the background, once ``after`` is
+        done (if given), logging what its receivers raise."""
+        if not signal.has_listeners(Socket):
+            return
+
+        async def send() -> None:
+            try:
+                if after is not None:
+                    await asyncio.shield(after)
+                results = await signal.asend_robust(sender=Socket, socket=socket, **named)
+            except Exception:
+                logger.exception("a signal about %r was not sent", socket)
+                return
+            for receiver, result in results:
+                if isinstance(result, Exception):
+                    logger.error("signal receiver %s raised", handler_name(receiver), exc_info=result)
+
+        self.spawn(send())
 
     async def settle(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for the tasks running now."""

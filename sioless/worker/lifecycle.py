@@ -11,7 +11,7 @@ from typing import Any
 
 from channels.layers import BaseChannelLayer
 
-from .. import recovery, store
+from .. import recovery, signals, store
 from ..names import namespace_group, room_group, room_name
 from ..protocol import socketio
 from ..protocol.engineio import Frame
@@ -60,7 +60,7 @@ class Lifecycle:
         await self.close(conn, DisconnectReason.TRANSPORT_ERROR, tell_client=False)
 
     def run_callback(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Run an ack callback in the background."""
+        """Run an ack callback or an outgoing hook in the background."""
         self.tasks.run_handler(callback, *args)
 
     async def join(self, socket: Socket, room: str) -> None:
@@ -71,6 +71,8 @@ class Lifecycle:
             if socket.persisted:
                 await self.writes.write(store.add_membership, socket.sid, socket.namespace, room, joined)
             await self.outbound.add_groups(socket, [room_group(socket.namespace, room)])
+            if socket.connected:  # the rooms joined while connecting are told after its connect
+                self.tasks.send_signal(signals.room_joined, socket, room=room)
 
     async def leave(self, socket: Socket, room: str) -> None:
         """Take ``socket`` out of ``room`` (not out of the room named by its own sid)."""
@@ -80,6 +82,7 @@ class Lifecycle:
             if socket.persisted:
                 await self.writes.write(store.remove_membership, socket.sid, socket.namespace, room)
             await self.outbound.discard_groups(socket, [room_group(socket.namespace, room)], tell_client=True)
+            self.tasks.send_signal(signals.room_left, socket, room=room)
 
     async def disconnect(self, socket: Socket) -> None:
         """End ``socket`` from the server side."""
@@ -127,15 +130,19 @@ class Lifecycle:
         await self.outbound.discard_groups(socket, groups_of(socket), tell_client=tell_client)
         logger.debug("socket %s of %s disconnected: %s", socket.sid, socket.namespace, reason)
         if was_connected:
-            self.run_disconnect_handler(socket, str(reason), after=removed)
+            self.disconnected(socket, str(reason), after=removed)
 
-    def run_disconnect_handler(self, socket: Socket, reason: str, after: Awaitable[None] | None = None) -> None:
-        """Run the socket's disconnect handler, if its namespace has one (once ``after`` is done:
-        the database no longer holds the socket, for what the handler reads)."""
+    def disconnected(self, socket: Socket, reason: str, after: Awaitable[None] | None = None) -> None:
+        """Run the socket's disconnect handler, if its namespace has one, and send the signals of
+        its disconnect (once ``after`` is done: the database no longer holds the socket, for what
+        they read)."""
         handler = socket.handlers.handler("disconnect")
         if handler is not None:
             about = f"disconnect handler {handler_name(handler)} of {socket!r}"
             self.tasks.run_handler(handler, socket, reason, about=about, after=after)
+        for room in socket.rooms - {socket.sid}:
+            self.tasks.send_signal(signals.room_left, socket, after=after, room=room)
+        self.tasks.send_signal(signals.socket_disconnected, socket, after=after, reason=reason)
 
     async def suspend(self, socket: Socket, reason: DisconnectReason) -> None:
         """Keep a socket whose connection was lost for its client to recover: no disconnect handler

@@ -1,0 +1,24 @@
+"""Django signals of a socket's life, for a project's own bookkeeping (who is online, metrics, an
+audit trail), sent by the worker that serves the socket.
+
+Each is sent with ``sender`` the :class:`~sioless.socket.Socket` class and ``socket`` the socket,
+once what it tells is written to the database, in the background: a receiver never holds up the
+socket's packets, and runs as a handler does (an async receiver on the worker's event loop, a sync
+one in the thread where sync handlers run). What a receiver raises is logged, not raised.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+#: A socket connected, its CONNECT sent (``socket.recovered``: it came back after a lost connection).
+socket_connected = Signal()
+#: A socket came back after a lost connection, as the socket it was (sent after ``socket_connected``).
+socket_recovered = Signal()
+#: A socket disconnected; ``reason`` says why, as its disconnect handler is told.
+socket_disconnected = Signal()
+#: A socket joined ``room`` (for the rooms joined as it connected, after ``socket_connected``; never
+#: for the room of its own sid, which it is in from its start).
+room_joined = Signal()
+#: A socket left ``room``; sent for the rooms it leaves by disconnecting too.
+room_left = Signal()
