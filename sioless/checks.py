@@ -57,7 +57,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         values = raw.get(key, [])
         if not isinstance(values, (list, tuple)) or not all(isinstance(value, str) for value in values):
             errors.append(Error(f"SIOLESS[{key!r}] must be a list of {what}.", id="sioless.E005"))
-    errors += check_json_encoder()
+    errors += check_json_encoder() + check_parser()
     if errors:
         return errors
     return check_heartbeat() + check_channel_layer() + check_database_connections() + check_recovery()
@@ -71,6 +71,21 @@ def check_json_encoder() -> list[CheckMessage]:
         return [Error(f"SIOLESS['JSON_ENCODER'] cannot be imported: {exc}", id="sioless.E007")]
     if not (isinstance(encoder, type) and issubclass(encoder, json.JSONEncoder)):
         return [Error("SIOLESS['JSON_ENCODER'] must be a json.JSONEncoder subclass.", id="sioless.E007")]
+    return []
+
+
+def check_parser() -> list[CheckMessage]:
+    """Report a ``PARSER`` that names no parser: not a built-in one, nor an importable module with
+    a parser's functions."""
+    try:
+        parser = conf.PARSER
+    except ImportError as exc:
+        return [Error(f"SIOLESS['PARSER'] cannot be imported: {exc}", id="sioless.E009")]
+    missing = [
+        name for name in ("encode", "encode_event", "with_ack_id", "with_offset", "decode") if not hasattr(parser, name)
+    ]
+    if missing:
+        return [Error(f"SIOLESS['PARSER'] has no {', '.join(missing)}.", id="sioless.E009")]
     return []
 
 

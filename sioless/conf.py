@@ -9,6 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from .protocol.parsers import Parser, parser_named
+
 DEFAULTS: dict[str, Any] = {
     "PATH": "socket.io",
     "SHARDS": 1,
@@ -32,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "PRIVATE_QUERY_PARAMETERS": ["token", "access_token", "api_key", "apikey", "key", "password", "secret"],
     "KEEP_AUTH": True,
     "JSON_ENCODER": "django.core.serializers.json.DjangoJSONEncoder",
+    "PARSER": "default",
     "CONNECTION_STATE_RECOVERY": False,
     "MAX_DISCONNECTION_DURATION": 120.0,
     "RECOVERY_SKIPS_CONNECT_HANDLERS": True,
@@ -159,6 +162,12 @@ class Settings:
     def JSON_ENCODER(self) -> type[json.JSONEncoder]:
         """The ``json.JSONEncoder`` subclass (a dotted path) that encodes what is sent to clients."""
         return _import_encoder(str(self._get("JSON_ENCODER")))
+
+    @property
+    def PARSER(self) -> Parser:
+        """The Socket.IO parser every client speaks: ``"default"`` (JSON text, binary attachments),
+        ``"msgpack"`` (MessagePack, as socket.io-msgpack-parser), or a module's dotted path."""
+        return parser_named(str(self._get("PARSER")))
 
     @property
     def CONNECTION_STATE_RECOVERY(self) -> bool:

@@ -35,7 +35,6 @@ from .conf import conf
 from .layers import InMemoryChannelLayer
 from .layers.scripts import run_script
 from .names import namespace_group
-from .protocol import socketio
 from .protocol.engineio import Frame
 from .reasons import DisconnectReason
 
@@ -99,7 +98,7 @@ class Entry:
 
     def sent_frames(self) -> list[Frame]:
         """The frames as the clients got them, offset included."""
-        return socketio.with_offset(self.frames, self.offset)
+        return conf.PARSER.with_offset(self.frames, self.offset)
 
 
 class PacketLog(abc.ABC):
@@ -269,4 +268,4 @@ async def logged(
     log = packet_log(layer)
     async with log.ordered():
         offset = await log.append(namespace, frames, targets, skip)
-        yield socketio.with_offset(frames, offset), offset
+        yield conf.PARSER.with_offset(frames, offset), offset

@@ -17,7 +17,6 @@ from .conf import conf
 from .exceptions import AckTimeout, SocketGone
 from .names import namespace_group, room_group, room_name
 from .namespaces import Registry
-from .protocol import socketio
 from .records import DEFAULT_CALL_TIMEOUT
 from .remote import RemoteSocket
 from .twins import sync_twin
@@ -93,7 +92,7 @@ class Server(Registry):
         in several ``to`` rooms receives it once. Raises PayloadError when ``args``
         are not JSON (NaN, infinity, ...).
         """
-        frames = socketio.encode_event(namespace, event, list(args), encoder=conf.JSON_ENCODER)
+        frames = conf.PARSER.encode_event(namespace, event, list(args), encoder=conf.JSON_ENCODER)
         targets = _target_groups(namespace, to)
         skipped = [room_group(namespace, room) for room in _room_names(skip)]
         layer = self.channel_layer
@@ -166,7 +165,7 @@ class Server(Registry):
         acknowledgements, by sid (Node's ``io.timeout(ms).emitWithAck()``). Sockets that disconnect
         first are left out. Raises AckTimeout, with the answers so far in its ``answers``, when some
         have not answered within ``timeout`` seconds."""
-        frames = socketio.encode_event(namespace, event, list(args), encoder=conf.JSON_ENCODER)
+        frames = conf.PARSER.encode_event(namespace, event, list(args), encoder=conf.JSON_ENCODER)
         awaited = await self._sids(to, namespace)
         answers: dict[str, Any] = {}
         if not awaited:

@@ -182,12 +182,12 @@ class Socket:
     async def aemit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> None:
         """Send ``event`` to this client; ``callback(*ack_args)`` runs when it acknowledges.
         Raises PayloadError when ``args`` are not JSON (NaN, infinity, ...)."""
-        frames = socketio.encode_event(self.namespace, event, list(args), encoder=conf.JSON_ENCODER)
+        frames = conf.PARSER.encode_event(self.namespace, event, list(args), encoder=conf.JSON_ENCODER)
         self._tell_outgoing(event, args)
         if callback is not None:  # not logged for recovery: an ack is for this connection only
             ack_id = next(self._ack_ids)
             self._pending_acks[ack_id] = callback
-            await self._host.send_to(self, socketio.with_ack_id(frames, self.namespace, ack_id))
+            await self._host.send_to(self, conf.PARSER.with_ack_id(frames, self.namespace, ack_id))
             return
         own_room = [room_group(self.namespace, self.sid)]
         async with recovery.logged(self._host.layer, self.namespace, frames, own_room, []) as (sent, _):
@@ -200,7 +200,7 @@ class Socket:
         AckTimeout after ``timeout`` seconds and SocketGone if the socket
         disconnects first.
         """
-        frames = socketio.encode_event(self.namespace, event, list(args), encoder=conf.JSON_ENCODER)
+        frames = conf.PARSER.encode_event(self.namespace, event, list(args), encoder=conf.JSON_ENCODER)
         self._tell_outgoing(event, args)
         return await self.acall_encoded(event, frames, timeout)
 
@@ -214,7 +214,7 @@ class Socket:
         answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         ack_id = next(self._ack_ids)
         self._pending_acks[ack_id] = answer
-        await self._host.send_to(self, socketio.with_ack_id(frames, self.namespace, ack_id))
+        await self._host.send_to(self, conf.PARSER.with_ack_id(frames, self.namespace, ack_id))
         try:
             ack_args = await asyncio.wait_for(answer, timeout)
         except TimeoutError:
@@ -285,7 +285,7 @@ class Ack:
         if not self.wanted or not self._socket.connected:
             return
         ack = socketio.Packet(socketio.PacketType.ACK, self._socket.namespace, list(args), self._id)
-        frames = socketio.encode(ack, conf.JSON_ENCODER)
+        frames = conf.PARSER.encode(ack, conf.JSON_ENCODER)
         self.sent = True
         await self._socket._host.send_to(self._socket, frames, ack_id=self._id)
 

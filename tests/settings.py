@@ -110,6 +110,7 @@ SIOLESS = {
     "CONNECT_TIMEOUT": float(os.environ.get("SIOLESS_TEST_CONNECT_TIMEOUT", "45")),
     "UPGRADE_TIMEOUT": float(os.environ.get("SIOLESS_TEST_UPGRADE_TIMEOUT", "10")),
     "CONNECTION_STATE_RECOVERY": bool(os.environ.get("SIOLESS_TEST_RECOVERY")),
+    "PARSER": os.environ.get("SIOLESS_TEST_PARSER", "default"),
     "MAX_DISCONNECTION_DURATION": float(os.environ.get("SIOLESS_TEST_MAX_DISCONNECTION", "120")),
 }
 

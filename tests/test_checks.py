@@ -37,6 +37,8 @@ def test_the_test_settings_pass() -> None:
         ({"CHANNEL_LAYER": "missing"}, ["sioless.E006"]),
         ({"JSON_ENCODER": "no.such.Encoder"}, ["sioless.E007"]),
         ({"JSON_ENCODER": "json.dumps"}, ["sioless.E007"]),
+        ({"PARSER": "no.such.parser"}, ["sioless.E009"]),
+        ({"PARSER": "json"}, ["sioless.E009"]),
     ],
 )
 def test_bad_settings_are_reported(settings: Settings, sioless: Any, expected: list[str]) -> None:

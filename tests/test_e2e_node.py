@@ -41,7 +41,7 @@ def test_an_emit_in_the_connect_handler_is_sent_once_and_acked_before_any_noop(t
 
 
 def test_connect_events_acks_binary_and_namespaces(topology: Topology, transports: str) -> None:
-    seen = run_node("basics", urls(topology, transports)[0], transports=transports)
+    seen = run_node("basics", urls(topology, transports)[0], transports=transports, parser=topology.parser)
     assert seen["transport"] == ("polling" if transports == "polling" else "websocket")
     assert seen["whoami"]["auth"] == {"token": "abc"}
     assert seen["whoami"]["query"]["room"] == "r1"
@@ -62,7 +62,7 @@ def test_connect_events_acks_binary_and_namespaces(topology: Topology, transport
 
 
 def test_server_calls_the_client_with_and_without_timeout(topology: Topology, transports: str) -> None:
-    seen = run_node("calls", urls(topology, transports)[0], transports=transports)
+    seen = run_node("calls", urls(topology, transports)[0], transports=transports, parser=topology.parser)
     assert seen["answered"] == {"answer": [42, "extra"]}
     assert seen["timedOut"] == {"timeout": True}
     assert seen["asked"] == "asked"
@@ -70,7 +70,7 @@ def test_server_calls_the_client_with_and_without_timeout(topology: Topology, tr
 
 
 def test_rooms_broadcasts_skip_and_server_disconnect(topology: Topology, transports: str) -> None:
-    seen = run_node("rooms", *urls(topology, transports), transports=transports)
+    seen = run_node("rooms", *urls(topology, transports), transports=transports, parser=topology.parser)
     assert seen["joined"] == {"a": ["room one"], "b": ["room one"], "c": [ODD_ROOM]}
     assert seen["left"] == []
     news = {name: [args[0] for args in received] for name, received in seen["news"].items()}

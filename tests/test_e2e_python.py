@@ -24,7 +24,15 @@ def topology(request: pytest.FixtureRequest) -> Topology:
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_events_acks_binary_and_a_custom_namespace(topology: Topology, transport: str) -> None:
     """Over WebSocket, and forced to polling through the balancer (each request to the next server)."""
-    client = socketio.AsyncClient(reconnection=False)
+    await events_acks_binary_and_a_custom_namespace(topology, transport)
+
+
+async def events_acks_binary_and_a_custom_namespace(
+    topology: Topology, transport: str, serializer: str = "default"
+) -> None:
+    """A python-socketio client with ``serializer`` sends events with and without binary, in two
+    namespaces, and answers a call."""
+    client = socketio.AsyncClient(reconnection=False, serializer=serializer)
     url = topology.urls[0] if transport == "websocket" else topology.balancer
     await client.connect(url, transports=[transport], namespaces=["/", "/custom"], auth={"token": "secret"})
     try:

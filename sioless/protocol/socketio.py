@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 from ..exceptions import PayloadError, ProtocolError
 
@@ -44,6 +45,19 @@ MAX_ACK_ID = 2**53 - 1
 DEFAULT_MAX_ATTACHMENTS = 10
 #: Deepest nesting of lists and objects a packet's data may have (the data's own list is level 1).
 MAX_DEPTH = 32
+
+
+class EventEncoding(Protocol):
+    """A parser's ``encode_event(namespace, event, args, ack_id=None, encoder=None)``."""
+
+    def __call__(
+        self,
+        namespace: str,
+        event: str,
+        args: list[Any],
+        ack_id: int | None = None,
+        encoder: type[json.JSONEncoder] | None = None,
+    ) -> list[str | bytes]: ...
 
 
 class PacketType(IntEnum):
@@ -112,18 +126,27 @@ def encode(packet: Packet, encoder: type[json.JSONEncoder] | None = None) -> lis
     return ["".join(parts), *attachments]
 
 
-def encode_event(
-    namespace: str,
-    event: str,
-    args: list[Any],
-    ack_id: int | None = None,
-    encoder: type[json.JSONEncoder] | None = None,
-) -> list[str | bytes]:
-    """Encode an EVENT (BINARY_EVENT) packet; PayloadError names the event when its data is not JSON."""
-    try:
-        return encode(Packet(PacketType.EVENT, namespace, [event, *args], ack_id), encoder)
-    except PayloadError as exc:
-        raise PayloadError(f"event {event!r} cannot be sent: {exc}") from None
+def event_encoding(encode: Callable[[Packet, type[json.JSONEncoder] | None], list[str | bytes]]) -> EventEncoding:
+    """A parser's ``encode_event``, made of its ``encode``."""
+
+    def encode_event(
+        namespace: str,
+        event: str,
+        args: list[Any],
+        ack_id: int | None = None,
+        encoder: type[json.JSONEncoder] | None = None,
+    ) -> list[str | bytes]:
+        """Encode an EVENT packet; PayloadError names the event when its data cannot be sent."""
+        try:
+            return encode(Packet(PacketType.EVENT, namespace, [event, *args], ack_id), encoder)
+        except PayloadError as exc:
+            raise PayloadError(f"event {event!r} cannot be sent: {exc}") from None
+
+    return encode_event
+
+
+#: Encode an EVENT (BINARY_EVENT) packet; PayloadError names the event when its data is not JSON.
+encode_event = event_encoding(encode)
 
 
 def with_ack_id(frames: list[str | bytes], namespace: str, ack_id: int) -> list[str | bytes]:
@@ -145,11 +168,14 @@ def with_offset(frames: list[str | bytes], offset: str) -> list[str | bytes]:
     return [f"{text[:-1]},{json.dumps(offset)}]", *attachments]
 
 
-def decode(text: str, *, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> Packet | PartialPacket:
+def decode(text: str | bytes, *, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> Packet | PartialPacket:
     """Decode a text part; a PartialPacket when binary attachments must follow.
 
-    Raises ProtocolError for anything that is not a well-formed packet.
+    Raises ProtocolError for anything that is not a well-formed packet (a binary frame is only
+    ever an attachment, which :meth:`PartialPacket.add` takes).
     """
+    if isinstance(text, bytes):
+        raise ProtocolError("binary frame without a binary packet announcing it")
     if not text or not "0" <= text[0] <= "6":
         raise ProtocolError(f"unknown Socket.IO packet type in {text[:16]!r}")
     packet_type = PacketType(int(text[0]))
@@ -183,13 +209,14 @@ def decode(text: str, *, max_attachments: int = DEFAULT_MAX_ATTACHMENTS) -> Pack
     if data is not None and text.count("[", pos) + text.count("{", pos) > MAX_DEPTH and _too_deep(data):
         raise ProtocolError(f"data nested deeper than {MAX_DEPTH} levels")
     packet = Packet(packet_type, namespace, data, ack_id)
-    _validate(packet)
+    validate(packet)
     if attachment_count:
         return PartialPacket(packet, attachment_count)
     return packet
 
 
-def _validate(packet: Packet) -> None:
+def validate(packet: Packet) -> None:
+    """ProtocolError for a packet whose data or ack id does not fit its type."""
     kind, data, ack_id = packet.type, packet.data, packet.id
     if kind in (PacketType.CONNECT, PacketType.DISCONNECT, PacketType.CONNECT_ERROR) and ack_id is not None:
         raise ProtocolError(f"{kind.name} packets carry no ack id")

@@ -13,7 +13,6 @@ from ..exceptions import ConnectionRefused
 from ..fields import EncodedJSON, encoded
 from ..names import namespace_group, room_group
 from ..namespaces import Registry
-from ..protocol import socketio
 from ..protocol.engineio import Frame
 from ..protocol.socketio import Packet, PacketType
 from ..reasons import DisconnectReason
@@ -100,13 +99,13 @@ class Connector:
         socket.sent_before_connect = None  # nothing it sent reaches the client
         await self.life.remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=socket.recovered)
         refused = Packet(PacketType.CONNECT_ERROR, socket.namespace, refusal.body())
-        await self.life.outbound.frames(conn, socketio.encode(refused), drop_held=release[0] if release else None)
+        await self.life.outbound.frames(conn, conf.PARSER.encode(refused), drop_held=release[0] if release else None)
 
     async def refuse(self, conn: Connection, namespace: str, message: str, *, drop_held: str | None = None) -> None:
         """Send CONNECT_ERROR for a namespace no socket was made for (or no longer is: then the
         broadcasts its consumer may hold for it, of the log ``drop_held``, go)."""
         refused = Packet(PacketType.CONNECT_ERROR, namespace, {"message": message})
-        await self.life.outbound.frames(conn, socketio.encode(refused), drop_held=drop_held)
+        await self.life.outbound.frames(conn, conf.PARSER.encode(refused), drop_held=drop_held)
 
     async def _connect_steps(self, conn: Connection, socket: Socket) -> ConnectionRefused | None:
         """Run the middlewares, then the connect handler, until one refuses; its refusal."""
@@ -150,7 +149,7 @@ class Connector:
         socket.data.dirty = False
         held, socket.sent_before_connect = socket.sent_before_connect or [], None
         connected = {"sid": socket.sid} if socket.pid is None else {"sid": socket.sid, "pid": socket.pid}
-        frames = [*socketio.encode(Packet(PacketType.CONNECT, socket.namespace, connected)), *replay, *held]
+        frames = [*conf.PARSER.encode(Packet(PacketType.CONNECT, socket.namespace, connected)), *replay, *held]
         # Only with CONNECT does the consumer take the socket's broadcasts: they follow it, as what it sent does.
         groups = groups_of(socket) if release is None else None
         await self.life.outbound.frames(conn, frames, release=release, groups=groups)

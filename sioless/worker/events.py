@@ -12,7 +12,6 @@ from ..conf import conf
 from ..exceptions import PayloadError, ProtocolError
 from ..fields import encoded
 from ..namespaces import CATCH_ALL, LIFECYCLE_EVENTS
-from ..protocol import socketio
 from ..protocol.socketio import Packet, PacketType
 from ..socket import Ack, Socket
 from ..writes import OrderedWrites
@@ -65,7 +64,8 @@ class Events:
         if ack_id is not None and socket.connected:
             ack_args = [] if result is None else list(result) if isinstance(result, tuple) else [result]
             try:
-                frames = socketio.encode(Packet(PacketType.ACK, socket.namespace, ack_args, ack_id), conf.JSON_ENCODER)
+                ack = Packet(PacketType.ACK, socket.namespace, ack_args, ack_id)
+                frames = conf.PARSER.encode(ack, conf.JSON_ENCODER)
             except PayloadError:
                 logger.exception("%s returned an ack that cannot be sent", _about(handler, event, socket))
                 return

@@ -205,14 +205,12 @@ class Intake:
 
     def _decode(self, conn: Connection, frame: str | bytes) -> Packet | None:
         """The packet a frame completes, or None while binary attachments are awaited."""
-        if isinstance(frame, bytes):
-            if conn.partial is None:
-                raise ProtocolError("binary frame without a binary packet announcing it")
+        if conn.partial is None:
+            decoded = conf.PARSER.decode(frame, max_attachments=conf.MAX_ATTACHMENTS)
+        elif isinstance(frame, bytes):
             decoded = conn.partial.add(frame)
         else:
-            if conn.partial is not None:
-                raise ProtocolError("text frame while binary attachments are awaited")
-            decoded = socketio.decode(frame, max_attachments=conf.MAX_ATTACHMENTS)
+            raise ProtocolError("text frame while binary attachments are awaited")
         if isinstance(decoded, socketio.PartialPacket):
             if conn.partial is None:
                 conn.partial_since = time.monotonic()

@@ -12,8 +12,8 @@ from typing import Any
 from channels.layers import BaseChannelLayer
 
 from .. import recovery, signals, store
+from ..conf import conf
 from ..names import namespace_group, room_group, room_name
-from ..protocol import socketio
 from ..protocol.engineio import Frame
 from ..protocol.socketio import Packet, PacketType
 from ..reasons import DisconnectReason
@@ -88,7 +88,7 @@ class Lifecycle:
         """End ``socket`` from the server side."""
         conn = connection_of(socket)
         if conn.sockets.get(socket.namespace) is socket:
-            await self.outbound.frames(conn, socketio.encode(Packet(PacketType.DISCONNECT, socket.namespace)))
+            await self.outbound.frames(conn, conf.PARSER.encode(Packet(PacketType.DISCONNECT, socket.namespace)))
             await self.remove(socket, DisconnectReason.SERVER_NAMESPACE_DISCONNECT, tell_client=True)
 
     async def close(self, conn: Connection, reason: DisconnectReason, *, tell_client: bool) -> None:

@@ -1,7 +1,9 @@
 // Scenarios the sioless tests drive with the stock socket.io-client under Node.
-// Usage: [SIOLESS_TRANSPORTS=websocket|default|polling] node scenarios.mjs <scenario> <url> [<url> ...]
+// Usage: [SIOLESS_TRANSPORTS=websocket|default|polling] [SIOLESS_PARSER=default|msgpack]
+//        node scenarios.mjs <scenario> <url> [<url> ...]
 // Prints one JSON line with what the scenario saw; pytest asserts on it.
 import { io } from "socket.io-client";
+import * as msgpackParser from "socket.io-msgpack-parser";
 
 const TIMEOUT = 5000;
 // The clients' transports: WebSocket only, socket.io-client's defaults (polling, then the
@@ -12,10 +14,13 @@ const TRANSPORT_OPTIONS = {
   default: {},
   polling: { transports: ["polling"] },
 }[TRANSPORTS];
+// The Socket.IO parser: socket.io's default one, or socket.io-msgpack-parser (the server's must match).
+const PARSER_OPTIONS = process.env.SIOLESS_PARSER === "msgpack" ? { parser: msgpackParser } : {};
 
 function connect(url, { namespace = "/", auth = {}, query = {} } = {}) {
   const socket = io(url + namespace, {
     ...TRANSPORT_OPTIONS,
+    ...PARSER_OPTIONS,
     auth,
     query,
     reconnection: false,

@@ -242,10 +242,13 @@ class NodeClient:
                 self.popen.wait()
 
 
-def run_node(scenario: str, *urls: str, timeout: float = 60.0, transports: str = "websocket") -> Any:
+def run_node(
+    scenario: str, *urls: str, timeout: float = 60.0, transports: str = "websocket", parser: str = "default"
+) -> Any:
     """Run a scenario of tests/js/scenarios.mjs with clients on ``transports`` ("websocket",
-    "default" options, or "polling" only); return the JSON it printed last."""
-    env = {**os.environ, "SIOLESS_TRANSPORTS": transports}
+    "default" options, or "polling" only) speaking ``parser`` ("default" or "msgpack"); return
+    the JSON it printed last."""
+    env = {**os.environ, "SIOLESS_TRANSPORTS": transports, "SIOLESS_PARSER": parser}
     return run_node_script(NODE_SCENARIOS, scenario, *urls, timeout=timeout, env=env)
 
 

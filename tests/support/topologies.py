@@ -41,6 +41,11 @@ class Topology:
     env: dict[str, str] = field(default_factory=dict)
     database: str = ""
 
+    @property
+    def parser(self) -> str:
+        """The Socket.IO parser its servers speak (``SIOLESS["PARSER"]``)."""
+        return self.env.get("SIOLESS_TEST_PARSER", "default")
+
     def stop(self) -> None:
         for process in self.processes.values():
             process.stop()
