@@ -20,7 +20,7 @@ BENCH_CLIENTS := bench/js/node_modules/.installed
 DEBIAN_TOOLS := /usr/bin/chromium /usr/sbin/haproxy /usr/bin/sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo demo-production test test-fast test-e2e test-newest cluster-check lint bench bench-idle bench-footprint bench-storm
+.PHONY: demo demo-production test test-fast test-e2e test-newest cluster-check cluster-compare lint bench bench-idle bench-footprint bench-storm
 
 demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
@@ -62,6 +62,11 @@ $(NEWEST_INSTALLED): setup.cfg pyproject.toml
 # a replica and Sentinels, PostgreSQL, two application hosts, HAProxy, a load client; one JSON line.
 cluster-check: $(INSTALLED) $(DEBIAN_TOOLS)
 	$(BIN)/python -m bench.cluster --clients 100
+
+# The cluster check's faults for sioless and, beside it, for python-socketio deployed on the same hosts.
+cluster-compare: $(INSTALLED) $(DEBIAN_TOOLS)
+	$(BIN)/python -m bench.cluster --clients 100
+	$(BIN)/python -m bench.cluster --clients 100 --server python-socketio
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -106,18 +106,18 @@ class ClusterStatus:
     """The status of the qcluster whose worker process this is, as the cluster keeps it in its broker."""
 
     def __init__(self) -> None:
-        from django_q.brokers import get_broker
-
-        self.broker = get_broker()
+        self.broker: Any = None  # made by the first look: the ORM broker reads the database then
         self.cluster_id: UUID | None = None
         self.find_until = time.monotonic() + FIND_WITHIN
 
     def stopping(self) -> bool:
         """Whether the cluster is stopping (False while it is unknown, or the broker is away)."""
+        from django_q.brokers import get_broker
         from django_q.conf import Conf
         from django_q.status import Stat
 
         with contextlib.suppress(Exception):  # the broker is away: the run goes on
+            self.broker = self.broker or get_broker()
             if self.cluster_id is None and time.monotonic() < self.find_until:
                 self.cluster_id = self._own_cluster_id(Stat.get_all(self.broker))
             if self.cluster_id is not None:

@@ -104,3 +104,11 @@ def queue_scheduled_run(task: str) -> None:
     """What django-q2's scheduler writes as it queues a run of the heartbeat's schedule."""
     tasks.schedule_heartbeat()
     Schedule.objects.filter(name=tasks.SCHEDULE_NAME).update(task=task)
+
+
+async def test_a_run_starts_on_the_orm_broker(ticker: Ticker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """django-q2's ORM broker reads the database as it is made: not on the run's event loop."""
+    monkeypatch.setattr(Conf, "ORM", "default")  # django-q2 reads Q_CLUSTER once, as it is imported
+    monkeypatch.setattr(tasks, "LOOK_INTERVAL", 0.1)
+    monkeypatch.setattr(tasks, "TICKER_RUN", 0.5)
+    await asyncio.wait_for(tasks.run_while_needed(ticker), 5)

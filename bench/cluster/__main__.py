@@ -4,7 +4,11 @@ a deployment across machines, each with its counted outcome. Prints one JSON lin
 true when every client was served again after every fault, without a hand. Everything it made is
 removed at the end, whatever happens.
 
-Usage (as root): python -m bench.cluster [--clients N] [--delay-ms MS]
+``--server python-socketio`` runs the same clients and faults against what a python-socketio user
+deploys on the same hosts instead: uvicorn on each application host, ``AsyncRedisManager`` through
+the same Sentinels, HAProxy with sticky sessions (a cookie), which python-socketio's polling needs.
+
+Usage (as root): python -m bench.cluster [--clients N] [--delay-ms MS] [--server sioless|python-socketio]
 """
 
 from __future__ import annotations
@@ -95,34 +99,56 @@ def fault(load: Load, name: str, act: Callable[[], None], then: Callable[[], Non
     return outcome
 
 
-def check(clients: int, delay_ms: float) -> dict[str, Any]:
+def deploy_sioless(topology: Topology) -> None:
+    """PostgreSQL, and on each application host daphne, the worker of a shard, a standby for
+    every shard and a qcluster; HAProxy without stickiness."""
+    topology.start_postgres()
+    for shard, name in enumerate(APP_HOSTS):
+        topology.start_app(name, shard)
+    for name in APP_HOSTS:
+        topology.start_standby(name)
+    topology.start_balancer()
+
+
+def sioless_back(topology: Topology, name: str) -> None:
+    """An application host's processes started again after its loss (a standby serves its shard)."""
+    topology.start_app(name, APP_HOSTS.index(name), serves=False)
+    topology.start_standby(name)
+
+
+def deploy_python_socketio(topology: Topology) -> None:
+    """uvicorn with python-socketio on each application host; HAProxy with sticky sessions."""
+    for name in APP_HOSTS:
+        topology.start_python_socketio(name)
+    topology.start_balancer(sticky=True)
+
+
+#: Each server under test: how it is deployed, and how a lost application host comes back.
+SERVERS: dict[str, tuple[Callable[[Topology], None], Callable[[Topology, str], None]]] = {
+    "sioless": (deploy_sioless, sioless_back),
+    "python-socketio": (deploy_python_socketio, Topology.start_python_socketio),
+}
+
+
+def check(clients: int, delay_ms: float, server: str = "sioless") -> dict[str, Any]:
     network = Network(HOSTS, delay_ms)
     home = Path(tempfile.mkdtemp(prefix="sioless-cluster-"))
     home.chmod(0o755)
     topology = Topology(network, home)
-    result: dict[str, Any] = {"ok": False, "hosts": len(HOSTS), "clients": clients}
+    deploy, back = SERVERS[server]
+    result: dict[str, Any] = {"ok": False, "server": server, "hosts": len(HOSTS), "clients": clients}
     try:
         network.create()
         result["link_delay_ms"] = None if network.no_delay else delay_ms
         if network.no_delay:
             result["no_delay_because"] = network.no_delay
         topology.start_redis()
-        topology.start_postgres()
-        for shard, name in enumerate(APP_HOSTS):
-            topology.start_app(name, shard)
-        for name in APP_HOSTS:
-            topology.start_standby(name)
-        topology.start_balancer()
+        deploy(topology)
         load = Load(topology, clients, seconds=600)
         result["all_served_after_s"] = load.wait(load.all_served, 60)
         faults = result["faults"] = {}
-
-        def back(name: str, shard: int) -> None:
-            topology.start_app(name, shard, serves=False)
-            topology.start_standby(name)
-
         faults["application host lost (kill -9 of app1)"] = fault(
-            load, "app host lost", network["app1"].kill_all, then=lambda: back("app1", 0)
+            load, "app host lost", network["app1"].kill_all, then=lambda: back(topology, "app1")
         )
         primary = topology.redis_primary()
         lost = next(name for name in ("redis1", "redis2") if network[name].address == primary)
@@ -163,9 +189,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--delay-ms", type=float, default=1.0)
+    parser.add_argument("--server", choices=sorted(SERVERS), default="sioless")
     args = parser.parse_args()
     why_not = can_make_namespaces()
-    result = {"ok": True, "skipped": why_not} if why_not else check(args.clients, args.delay_ms)
+    result = {"ok": True, "skipped": why_not} if why_not else check(args.clients, args.delay_ms, args.server)
     print(json.dumps(result))
     sys.exit(0 if result["ok"] else 1)
 

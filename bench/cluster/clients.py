@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+import aiohttp
 import socketio
 
 #: Seconds between two echoes of a client, and how long one waits for its ack.
@@ -45,8 +46,14 @@ class Echoer:
 
 async def main(url: str, count: int, seconds: float) -> None:
     echoers = []
+    sessions = []
     for n in range(count):
-        client = socketio.AsyncClient(reconnection=True, reconnection_delay=0.5, reconnection_delay_max=2)
+        # Each client its own cookies, as browsers have them, kept for the balancer's address too
+        # (aiohttp's default jar refuses cookies of IP addresses): a sticky balancer's cookie.
+        sessions.append(aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)))
+        client = socketio.AsyncClient(
+            reconnection=True, reconnection_delay=0.5, reconnection_delay_max=2, http_session=sessions[-1]
+        )
         echoer = Echoer(client)
         client.on("disconnect", lambda *reason, e=echoer: setattr(e, "disconnects", e.disconnects + 1))
         await client.connect(url, transports=["websocket"] if n % 2 else ["polling"], wait_timeout=20)
@@ -64,16 +71,12 @@ async def main(url: str, count: int, seconds: float) -> None:
             "disconnects": sum(e.disconnects for e in echoers),
         }
         print(json.dumps(report), flush=True)
-        for n, e in enumerate(echoers):
-            if not e.client.connected:
-                task = e.client._reconnect_task
-                state = None if task is None else ("done" if task.done() else "running")
-                error = task.exception() if task is not None and task.done() and not task.cancelled() else None
-                print(n, e.client.eio.state, state, repr(error), file=sys.stderr, flush=True)
     await asyncio.gather(*running)
     for echoer in echoers:
         with contextlib.suppress(Exception):
             await echoer.client.disconnect()
+    for session in sessions:
+        await session.close()
 
 
 if __name__ == "__main__":

@@ -157,19 +157,37 @@ class Topology:
         qcluster = self.start(f"{name}-qcluster", host, [sys.executable, "manage.py", "qcluster"])
         qcluster.wait_for_log("runs the heartbeat")
 
-    def start_balancer(self) -> None:
-        """HAProxy on its host: round robin over the application hosts, no stickiness."""
+    def start_python_socketio(self, name: str) -> None:
+        """What a python-socketio user deploys on ``name`` instead: uvicorn serving python-socketio's
+        AsyncServer, rooms and emits shared through Redis (``AsyncRedisManager``, via the Sentinels),
+        with sioless' heartbeat settings of the check."""
+        host = self.network[name]
+        sentinels = ",".join(f"{self.network[s].address}:{SENTINEL_PORT}" for s in SENTINELS)
+        env = {
+            **self.env,
+            "SIOLESS_BENCH_PING": f"{self.env['SIOLESS_TEST_PING_INTERVAL']},{self.env['SIOLESS_TEST_PING_TIMEOUT']}",
+            "SIOLESS_BENCH_REDIS_URL": f"redis+sentinel://{sentinels}/0/sioless",
+        }
+        uvicorn = [sys.executable, "-m", "uvicorn", "bench.servers.pysio:app", "--host", host.address]
+        uvicorn += ["--port", str(HTTP_PORT), "--log-level", "warning"]
+        wait_for(host.address, HTTP_PORT, self.start(f"{name}-uvicorn", host, uvicorn, env))
+
+    def start_balancer(self, *, sticky: bool = False) -> None:
+        """HAProxy on its host: round robin over the application hosts, no stickiness (``sticky``:
+        a polling session's requests kept on one host by a cookie, as python-socketio needs)."""
         host = self.network["lb"]
         servers = "".join(
-            f"    server {name} {self.network[name].address}:{HTTP_PORT} check inter 500 fall 2 rise 2\n"
+            f"    server {name} {self.network[name].address}:{HTTP_PORT} check inter 500 fall 2 rise 2"
+            + (f" cookie {name}\n" if sticky else "\n")
             for name in APP_HOSTS
         )
+        stickiness = "    cookie SERVERID insert indirect nocache\n" if sticky else ""
         configuration = self.home / "haproxy.cfg"
         configuration.write_text(
             "defaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n"
             "    timeout server 60s\n    timeout tunnel 1h\n"
             f"frontend web\n    bind {host.address}:{HTTP_PORT}\n    default_backend app\n"
-            f"backend app\n    balance roundrobin\n    option redispatch\n    retries 3\n{servers}"
+            f"backend app\n    balance roundrobin\n    option redispatch\n    retries 3\n{stickiness}{servers}"
         )
         process = self.start(
             "haproxy", host, ["haproxy", "-db", "-f", str(configuration)], env={"PATH": "/usr/sbin:/usr/bin:/bin"}

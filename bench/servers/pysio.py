@@ -2,6 +2,10 @@
 tests/handlers.py that the benchmark uses), for comparison.
 
 Usage: SIOLESS_BENCH_PING=<interval s>,<timeout s> uvicorn bench.servers.pysio:app --port <port>
+
+With ``SIOLESS_BENCH_REDIS_URL`` (``redis://`` or ``redis+sentinel://``), the server is one of
+several sharing rooms and emits through Redis: python-socketio's ``AsyncRedisManager``, as a
+deployment of several processes has it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from typing import Any
 import socketio
 
 interval, timeout = (float(value) for value in os.environ.get("SIOLESS_BENCH_PING", "25,30").split(","))
-server = socketio.AsyncServer(async_mode="asgi", ping_interval=interval, ping_timeout=timeout)
+redis_url = os.environ.get("SIOLESS_BENCH_REDIS_URL")
+manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
+server = socketio.AsyncServer(async_mode="asgi", ping_interval=interval, ping_timeout=timeout, client_manager=manager)
 app = socketio.ASGIApp(server)
 
 
