@@ -57,6 +57,8 @@ STATICFILES_DIRS = [
     ("demo", BASE_DIR / "demo_client" / "app"),
     # socket.io-client's browser build, installed by `make demo` (npm ci in demo_client/)
     ("vendor/socket.io-client", BASE_DIR / "demo_client" / "node_modules" / "socket.io-client" / "dist"),
+    # the socket.io Admin UI's own build (the npm package's), at /admin-ui/
+    ("admin-ui", BASE_DIR / "demo_client" / "node_modules" / "@socket.io" / "admin-ui" / "ui" / "dist"),
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True

@@ -60,7 +60,9 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     errors += check_json_encoder() + check_parser()
     if errors:
         return errors
-    return check_heartbeat() + check_channel_layer() + check_database_connections() + check_recovery()
+    return (
+        check_heartbeat() + check_channel_layer() + check_database_connections() + check_recovery() + check_admin_ui()
+    )
 
 
 def check_json_encoder() -> list[CheckMessage]:
@@ -175,4 +177,13 @@ def check_recovery() -> list[CheckMessage]:
                 id="sioless.E008",
             )
         ]
+    return []
+
+
+def check_admin_ui() -> list[CheckMessage]:
+    """Refuse an Admin UI open to anyone (``sio.instrument(auth=False)``) outside DEBUG."""
+    from .server import sio
+
+    if sio.admin_ui is not None and sio.admin_ui.auth is False and not settings.DEBUG:
+        return [Error("sio.instrument(auth=False) opens the Admin UI to anyone: only with DEBUG.", id="sioless.E010")]
     return []

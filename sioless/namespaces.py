@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 Handler = Callable[..., Any]
 NamespaceMatcher = str | re.Pattern[str] | Callable[[str], bool]
@@ -72,12 +72,28 @@ class Namespace:
         return bool(self.namespace(name))
 
 
+class Instrument(Protocol):
+    """The Admin UI of an instrumented server (:class:`sioless.admin_ui.AdminUI`), as the server,
+    its checks and its workers see it."""
+
+    namespace: str
+    auth: dict[str, str] | bool | None
+
+    async def report(self, worker: str, connections: Mapping[str, Any]) -> None:
+        """Tell the Admin UI a worker's stats (its connections by Engine.IO sid), for ever."""
+
+    def close(self) -> None:
+        """Stop telling the Admin UI."""
+
+
 class Registry:
     """Every namespace a server serves: exact names first, then patterns in order."""
 
     def __init__(self) -> None:
         self._exact: dict[str, Namespace] = {}
         self._dynamic: list[Namespace] = []
+        #: The socket.io Admin UI's server side, once instrumented (``Server.instrument``).
+        self.admin_ui: Instrument | None = None
 
     def register_namespace(self, namespace: Namespace) -> Namespace:
         """Serve ``namespace``, replacing one registered for the same name or pattern."""
@@ -87,6 +103,10 @@ class Registry:
             self._dynamic = [ns for ns in self._dynamic if ns.namespace != namespace.namespace]
             self._dynamic.append(namespace)
         return namespace
+
+    def _forget_namespace(self, namespace: str) -> None:
+        """Serve ``namespace`` no longer (a CONNECT to it is refused as unknown)."""
+        self._exact.pop(namespace, None)
 
     def of(self, namespace: NamespaceMatcher) -> Namespace:
         """The Namespace registered for a name or pattern, created when missing."""

@@ -85,6 +85,24 @@ class Server(Registry):
             _warn_reaches_no_client()
         return layer
 
+    def instrument(
+        self, auth: dict[str, str] | bool | None = None, *, namespace: str = "/admin", read_only: bool = False
+    ) -> None:
+        """Serve the socket.io Admin UI on ``namespace`` (see :mod:`sioless.admin_ui`): by default to
+        Django staff users only; ``auth={"username": ..., "password": <make_password() of it>}``;
+        ``False``: to anyone. ``read_only``: it watches, and acts on no socket."""
+        from .admin_ui import AdminUI
+
+        self.uninstrument()
+        self.admin_ui = AdminUI(self, auth=auth, namespace=namespace, read_only=read_only)
+
+    def uninstrument(self) -> None:
+        """Serve the Admin UI no longer (python-socketio's ``uninstrument``)."""
+        if self.admin_ui is not None:
+            self.admin_ui.close()
+            self._forget_namespace(self.admin_ui.namespace)
+            self.admin_ui = None
+
     async def aemit(self, event: str, *args: Any, to: Rooms = None, namespace: str = "/", skip: Rooms = None) -> None:
         """Send ``event`` to the sockets in ``to`` (rooms or sids; default: the whole namespace).
 

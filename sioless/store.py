@@ -255,6 +255,11 @@ def fetch_sockets(namespace: str, rooms: list[str]) -> list[StoredSocket]:
     return [_stored_socket(socket, socket.session) for socket in sockets.order_by("connected")]
 
 
+def namespaces() -> list[str]:
+    """The namespaces that have sockets."""
+    return list(NamespaceSocket.objects.order_by().values_list("namespace", flat=True).distinct())
+
+
 def socket_sids(namespace: str, rooms: list[str]) -> set[str]:
     """The sids of the sockets :func:`fetch_sockets` would return, in one light query."""
     return set(_sockets_in(namespace, rooms).values_list("sid", flat=True))

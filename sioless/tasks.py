@@ -28,7 +28,7 @@ from typing import Any
 from uuid import UUID
 
 from channels.layers import get_channel_layer
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connection, connections
 
 from .conf import conf
 from .heartbeat import Ticker
@@ -95,7 +95,8 @@ class RunWatch:
 
         try:
             queued = Schedule.objects.filter(name=SCHEDULE_NAME).values_list("task", flat=True).first()
-        except DatabaseError:
+        except DatabaseError:  # the database is away: the next look connects afresh
+            connection.close()
             return False
         if not self.queued_before_known:  # the first look the database answered, as the run began
             self.queued_before, self.queued_before_known = queued, True

@@ -31,6 +31,9 @@ from tests.support.processes import (
 
 pytestmark = pytest.mark.e2e
 
+ADMIN_UI_BROWSER = ROOT / "tests" / "js" / "admin_ui_browser.mjs"
+STAFF_PASSWORD = "a staff user's password"
+
 
 @pytest.fixture
 def development_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -46,7 +49,7 @@ def development_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def production_demo() -> Iterator[str]:
     """``make demo-production``, on a database and channel-layer keys of its own; its URL."""
-    with production_demo_starter() as (start, url):
+    with production_demo_starter() as (start, url, _):
         process = start()
         try:
             yield url
@@ -54,8 +57,37 @@ def production_demo() -> Iterator[str]:
             process.stop(timeout=40)
 
 
+@pytest.fixture
+def staffed_production_demo() -> Iterator[tuple[str, str, str]]:
+    """:func:`production_demo` with a staff user of Django's admin: its URL, username and password."""
+    with production_demo_starter() as (start, url, database):
+        process = start()
+        try:
+            env = {
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "demo_project.settings_production",
+                "SIOLESS_DEMO_DATABASE": database,
+                "SIOLESS_DEMO_SECRET_KEY": "the staff user's creation only",
+                "DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD,
+            }
+            create = [
+                sys.executable,
+                "manage.py",
+                "createsuperuser",
+                "--noinput",
+                "--username",
+                "ops",
+                "--email",
+                "ops@example.com",
+            ]
+            subprocess.run(create, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+            yield url, "ops", STAFF_PASSWORD
+        finally:
+            process.stop(timeout=40)
+
+
 @contextlib.contextmanager
-def production_demo_starter() -> Iterator[tuple[Callable[[], Process], str]]:
+def production_demo_starter() -> Iterator[tuple[Callable[[], Process], str, str]]:
     """What starts ``make demo-production`` on a port, database and channel-layer keys of its own
     (again and again: a restart), and its URL; the database is dropped afterwards."""
     run = uuid.uuid4().hex[:8]
@@ -68,7 +100,7 @@ def production_demo_starter() -> Iterator[tuple[Callable[[], Process], str]]:
         return process
 
     try:
-        yield start, f"http://127.0.0.1:{port}"
+        yield start, f"http://127.0.0.1:{port}", database
     finally:
         admin_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
@@ -105,6 +137,21 @@ def test_two_browsers_chat_and_draw_together(topology: str, request: pytest.Fixt
         assert (screenshots / f"demo-{name}.png").stat().st_size > 0
 
 
+@pytest.mark.parametrize("topology", ["development_demo", "staffed_production_demo"])
+def test_the_admin_ui_watches_the_demo_and_disconnects_a_page(topology: str, request: pytest.FixtureRequest) -> None:
+    """The Admin UI from npm, served by the demo: open to anyone in development, to a staff user
+    logged into Django's admin in production."""
+    demo = request.getfixturevalue(topology)
+    url, *staff = (demo,) if isinstance(demo, str) else demo
+    screenshots = ARTIFACTS / topology
+    screenshots.mkdir(parents=True, exist_ok=True)
+    seen = run_node_script(ADMIN_UI_BROWSER, url, str(screenshots), *staff, timeout=120)
+    assert seen["listed"] is True
+    assert any(row.startswith("lobby") for row in seen["rooms"]), seen["rooms"]
+    assert seen["aliceConnected"] is False
+    assert seen["listedAfter"] is False, "the UI still lists the disconnected socket"
+
+
 async def test_a_program_without_an_origin_connects_to_the_demo_over_websocket(development_demo: str) -> None:
     """python-socketio's client sends no ``Origin``: a program, not a page (Node's server takes it
     too); with the demo's ``ALLOWED_HOSTS`` it connects over WebSocket straight away."""
@@ -135,7 +182,7 @@ def test_a_restarted_demo_shows_no_ghost(topology: str, tmp_path: Path) -> None:
             def start() -> Process:
                 return runserver(f"demo-restart-{next(starts)}", env, port)[0]
         else:
-            start, url = stack.enter_context(production_demo_starter())
+            start, url, _ = stack.enter_context(production_demo_starter())
         server = start()
         stack.callback(lambda: server.stop(timeout=40))
         command = ["node", str(DEMO_BROWSER), url, str(tmp_path), "restart"]

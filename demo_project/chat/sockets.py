@@ -6,10 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from sioless import Socket, sio
 
 from .models import Message, Stroke
+
+# The socket.io Admin UI (served at /admin-ui/): open to anyone in development, to staff users of
+# Django's admin otherwise.
+sio.instrument(auth=False if settings.DEBUG else None)
 
 NAME_LENGTH = 40
 ROOM_LENGTH = 40

@@ -76,6 +76,7 @@ class Worker:
         # embedded: inside the one server process of development, the shards are its own (its lease
         # is taken at once), and a session of any other process is a ghost of one that stopped
         upkeep = Upkeep(namespaces, self.connections, self.life, expiry, embedded=embedded)
+        self.admin_ui = namespaces.admin_ui
         self.runner = ShardRunner(
             self.name,
             layer,
@@ -92,6 +93,9 @@ class Worker:
         """Serve until :meth:`stop` is called, then stop gracefully."""
         logger.info("sioless worker %s for shards %s", self.name, self.shards)
         jobs = [asyncio.ensure_future(self.runner.serve(shard)) for shard in self.shards]
+        reporting = (
+            None if self.admin_ui is None else asyncio.ensure_future(self.admin_ui.report(self.name, self.connections))
+        )
         receiving = self.runner.receiving
         try:
             await self.runner.stopping.wait()
@@ -101,7 +105,7 @@ class Worker:
                 receive.cancel()  # idle shards: nothing is being received
             await asyncio.wait(jobs, timeout=2 * STOP_GRACE)
         finally:
-            for job in jobs:
+            for job in [*jobs, *([reporting] if reporting else [])]:
                 job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
         if not await self.writes.caught_up(STOP_GRACE):
