@@ -20,7 +20,7 @@ BENCH_CLIENTS := bench/js/node_modules/.installed
 DEBIAN_TOOLS := /usr/bin/chromium /usr/sbin/haproxy /usr/bin/sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo demo-production test test-fast test-e2e test-newest cluster-check cluster-compare lint bench bench-idle bench-footprint bench-storm
+.PHONY: demo demo-production test test-fast test-e2e test-newest docs cluster-check cluster-compare lint bench bench-idle bench-footprint bench-storm
 
 demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
@@ -34,7 +34,7 @@ demo-production: $(INSTALLED) $(DEMO_CLIENT)
 test: test-fast test-e2e test-newest cluster-check
 
 # No server process: the worker, consumers and layers in the test's own processes (one a core).
-test-fast: lint
+test-fast: lint docs
 	SIOLESS_TEST_TIER=fast $(BIN)/pytest -n auto -m "not e2e" \
 		--cov=sioless --cov-report=term:skip-covered --cov-fail-under=80
 
@@ -57,6 +57,10 @@ $(NEWEST_INSTALLED): setup.cfg pyproject.toml
 	$(NEWEST)/bin/python -m pip install --quiet --upgrade pip
 	$(NEWEST)/bin/python -m pip install --quiet --editable ".[test,bench]" "$(NEWEST_DJANGO)"
 	touch $@
+
+# The documentation site (the README and docs/, the API reference's docstrings), warnings as errors.
+docs: $(INSTALLED)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 # Ten hosts of this machine (network namespaces; as root, else skipped with the reason): Redis with
 # a replica and Sentinels, PostgreSQL, two application hosts, HAProxy, a load client; one JSON line.

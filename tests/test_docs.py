@@ -1,5 +1,6 @@
-"""The README says what the code does: its API reference names every public name of sioless, with
-its sync and async forms; the figures it quotes from the defaults are the code's."""
+"""The documentation says what the code does: its API reference names every public name of sioless,
+with its sync and async forms; the figures it quotes from the defaults are the code's; the site
+builds (``make docs``) in the end-to-end tier."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from tests.support.processes import ROOT
 
 
 def api_reference() -> str:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### API reference") :]
-    return section[: section.index("\n## ")]
+    return (ROOT / "docs" / "reference.md").read_text()
+
+
+def documentation() -> str:
+    """The README and every page of the documentation site."""
+    return "\n".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 
 
 def public_methods(cls: type) -> set[str]:
@@ -42,8 +46,8 @@ def test_every_method_of_the_server_and_of_remote_sockets_is_documented_with_its
 
 
 def test_the_socket_table_names_every_method_of_a_socket() -> None:
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("### The socket a handler receives") : readme.index("### From anywhere in Django")]
+    handlers = (ROOT / "docs" / "handlers.md").read_text()
+    table = handlers[handlers.index("## The socket a handler receives") : handlers.index("## From anywhere in Django")]
     internals = {
         "acknowledge",
         "abandon_acks",
@@ -60,8 +64,7 @@ def test_the_socket_table_names_every_method_of_a_socket() -> None:
 
 def test_the_packet_log_keeps_events_as_long_as_the_readme_says(settings: Settings) -> None:
     settings.SIOLESS = {}  # the defaults
-    readme = (ROOT / "README.md").read_text()
-    said = re.search(r"; (\d+) s with\s+the defaults", readme)
+    said = re.search(r"; (\d+) s with\s+the defaults", documentation())
     assert said is not None
     assert float(said.group(1)) == kept_for()
 

@@ -167,7 +167,7 @@ async def test_the_readmes_receiver_runs_as_written(
 ) -> None:
     (example,) = [block for block in blocks("example") if block.action == "signals"]
     module: dict[str, Any] = {}
-    exec(compile(example.code, "README.md", "exec"), module)
+    exec(compile(example.code, "docs/reference.md", "exec"), module)
     try:
         client = await EngineClient.open()
         sid = (await client.connect())["sid"]

@@ -40,11 +40,12 @@ class Block:
 
 
 def blocks(walkthrough: str) -> list[Block]:
-    """The README's blocks of ``walkthrough``, in order."""
-    readme = (ROOT / "README.md").read_text()
+    """The blocks of ``walkthrough`` in the README, then in the pages of ``docs/``, in order."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     return [
         Block(found["action"], found["target"], found["code"])
-        for found in BLOCK.finditer(readme)
+        for page in pages
+        for found in BLOCK.finditer(page.read_text())
         if found["walkthrough"] == walkthrough
     ]
 
