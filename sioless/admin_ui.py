@@ -68,6 +68,7 @@ class AdminUI:
             signal.connect(receiver, weak=False)
 
     def _receivers(self) -> list[tuple[Signal, Any]]:
+        """Each signal the UI is told of, with its receiver here."""
         return [
             (signals.socket_connected, self.socket_connected),
             (signals.socket_disconnected, self.socket_disconnected),
@@ -114,34 +115,43 @@ class AdminUI:
     # The UI's commands ---------------------------------------------------------------------------
 
     async def emit(self, socket: Socket, namespace: str, to: Any, event: str, *args: Any) -> None:
+        """The UI's "emit": ``event`` to the sockets of ``to`` (the whole namespace when empty)."""
         await self.server.aemit(event, *args, to=to or None, namespace=namespace)
 
     async def join(self, socket: Socket, namespace: str, room: str, to: Any = None) -> None:
+        """The UI's "join": the sockets of ``to`` join ``room``."""
         await self.server.asockets_join(room, to=to or None, namespace=namespace)
 
     async def leave(self, socket: Socket, namespace: str, room: str, to: Any = None) -> None:
+        """The UI's "leave": the sockets of ``to`` leave ``room``."""
         await self.server.asockets_leave(room, to=to or None, namespace=namespace)
 
     async def disconnect(self, socket: Socket, namespace: str, close: bool, to: Any = None) -> None:
+        """The UI's "_disconnect": the sockets of ``to`` are disconnected (``close``, which would also
+        close their connections, is not told apart)."""
         await self.server.adisconnect_sockets(to=to or None, namespace=namespace)
 
     # What the UI is told -------------------------------------------------------------------------
 
     async def socket_connected(self, sender: type, socket: Socket, **named: Any) -> None:
+        """:data:`~sioless.signals.socket_connected`, told to the UI."""
         if socket.namespace != self.namespace:
             handshake = socket.handshake.to_record()
             about = serialized(socket.sid, socket.eio_sid, socket.namespace, socket.data, handshake, socket.rooms)
             await self._tell("socket_connected", about, now())
 
     async def socket_disconnected(self, sender: type, socket: Socket, reason: str, **named: Any) -> None:
+        """:data:`~sioless.signals.socket_disconnected`, told to the UI."""
         if socket.namespace != self.namespace:
             await self._tell("socket_disconnected", socket.namespace, socket.sid, reason, now())
 
     async def room_joined(self, sender: type, socket: Socket, room: str, **named: Any) -> None:
+        """:data:`~sioless.signals.room_joined`, told to the UI."""
         if socket.namespace != self.namespace:
             await self._tell("room_joined", socket.namespace, room, socket.sid, now())
 
     async def room_left(self, sender: type, socket: Socket, room: str, **named: Any) -> None:
+        """:data:`~sioless.signals.room_left`, told to the UI."""
         if socket.namespace != self.namespace:
             await self._tell("room_left", socket.namespace, room, socket.sid, now())
 
