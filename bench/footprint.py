@@ -23,6 +23,7 @@ import uuid
 import redis
 
 from bench.measure import bench_database, memory_kib, process_tree
+from bench.run import python_socketio
 from demo_project.production import DAPHNE, free_port
 from tests.support.processes import Process
 
@@ -41,28 +42,15 @@ def measured(processes: dict[str, Process]) -> dict[str, dict[str, float]]:
     return memory
 
 
-def python_socketio() -> dict[str, dict[str, float]]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.servers.pysio:app",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    process = Process("bench-python-socketio", command, dict(os.environ))
-    try:
-        process.wait_for_port(port)
+def python_socketio_memory() -> dict[str, dict[str, float]]:
+    """python-socketio's process, as ``make bench`` starts it."""
+    with python_socketio() as topology:
         time.sleep(SETTLE)
-        return measured({"uvicorn": process})
-    finally:
-        process.stop()
+        return measured({"uvicorn": topology.processes[0]})
 
 
-def sioless() -> dict[str, dict[str, float]]:
+def sioless_memory() -> dict[str, dict[str, float]]:
+    """The production recipe's processes for one host, on a database of their own."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "demo_project.settings_production",
@@ -116,7 +104,7 @@ def report(servers: dict[str, dict[str, dict[str, float]]]) -> None:
 
 
 def main() -> None:
-    report({"python-socketio": python_socketio(), "sioless": sioless()})
+    report({"python-socketio": python_socketio_memory(), "sioless": sioless_memory()})
 
 
 if __name__ == "__main__":
