@@ -30,7 +30,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(EngineSession)
 class EngineSessionAdmin(ReadOnlyAdmin):
     exclude = ["handshake"]  # headers and query, however redacted: not for the admin's eyes
-    list_display = ["sid", "shard", "user_id", "opened"]
+    list_display = ["sid", "shard", "user_id", "opened", "upgraded"]
     actions = None
     list_filter = ["shard"]
     search_fields = ["sid", "user_id", "sockets__sid"]

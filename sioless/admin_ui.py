@@ -1,11 +1,13 @@
 """The socket.io Admin UI's server side (``sio.instrument()``, as Node's ``@socket.io/admin-ui``
-``instrument()`` and python-socketio's ``sio.instrument()``), in production mode.
+``instrument()`` and python-socketio's ``sio.instrument()``).
 
 The UI connects to the ``/admin`` namespace. It is told the server's features (``config``), every
 socket there is (``all_sockets``, read from the database, whichever worker serves them), then each
-connect, disconnect, join and leave as :mod:`sioless.signals` tells them, and every 2 s each
-worker's ``server_stats``. Unless read-only it can emit to, make join or leave, and disconnect any
-sockets, through the same operations as ``sio`` (so across processes).
+connect, upgrade, disconnect, join and leave as :mod:`sioless.signals` tells them, in development
+mode every event received and sent too, and every 2 s each process's ``server_stats``: a worker's
+sockets by namespace, a server process's clients and their traffic (:mod:`sioless.engine_stats`).
+Unless read-only it can emit to, make join or leave, and disconnect any sockets, through the same
+operations as ``sio`` (so across processes).
 
 Who may connect: by default a Django staff user (the session cookie of a page of a trusted origin,
 see Security); with ``auth={"username": ..., "password": <make_password() of it>}``, whoever sends
@@ -15,6 +17,7 @@ those; with ``auth=False``, anyone (refused by ``manage.py check`` outside ``DEB
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket as sockets
 import time
@@ -23,9 +26,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.dispatch import Signal
 
-from . import signals
+from . import engine_stats, signals
+from .engine_stats import EngineWatch
 from .exceptions import ConnectionRefused
 from .namespaces import Namespace
 from .remote import Reach, RemoteSocket
@@ -44,18 +49,32 @@ class Operations(Reach, Protocol):
 STATS_INTERVAL = 2.0
 #: What the UI may do to sockets (besides watching them), unless read-only.
 COMMANDS = ["EMIT", "JOIN", "LEAVE", "DISCONNECT", "MJOIN", "MLEAVE", "MDISCONNECT"]
+#: The modes: development tells the UI every event (``ALL_EVENTS``), production only counts.
+MODES = ("development", "production")
+
+logger = logging.getLogger(__name__)
 
 
 class AdminUI:
     """The Admin UI's namespace on ``server``, and what it is told."""
 
     def __init__(
-        self, server: Operations, *, auth: dict[str, str] | bool | None, namespace: str, read_only: bool
+        self,
+        server: Operations,
+        *,
+        auth: dict[str, str] | bool | None,
+        namespace: str,
+        read_only: bool,
+        mode: str | None = None,
     ) -> None:
+        mode = mode or ("development" if settings.DEBUG else "production")
+        if mode not in MODES:
+            raise ValueError(f"mode is one of {MODES}, not {mode!r}")
         self.server = server
         self.auth = auth
         self.namespace = namespace
         self.read_only = read_only
+        self.mode = mode
         self.started = time.time()
         admin = server.of(namespace)
         admin.on("connect", self.connect)
@@ -66,20 +85,27 @@ class AdminUI:
             admin.on("_disconnect", self.disconnect)
         for signal, receiver in self._receivers():
             signal.connect(receiver, weak=False)
+        engine_stats.watch = EngineWatch(self.report_engine)
 
     def _receivers(self) -> list[tuple[Signal, Any]]:
         """Each signal the UI is told of, with its receiver here."""
+        every_event = [(signals.event_received, self.event_received), (signals.event_sent, self.event_sent)]
         return [
             (signals.socket_connected, self.socket_connected),
+            (signals.socket_upgraded, self.socket_upgraded),
             (signals.socket_disconnected, self.socket_disconnected),
             (signals.room_joined, self.room_joined),
             (signals.room_left, self.room_left),
+            *(every_event if self.mode == "development" else []),
         ]
 
     def close(self) -> None:
         """Stop telling the UI (its namespace stays registered until the server forgets it)."""
         for signal, receiver in self._receivers():
             signal.disconnect(receiver)
+        if engine_stats.watch is not None:
+            engine_stats.watch.stop()
+            engine_stats.watch = None
 
     # The UI's connection -----------------------------------------------------------------------
 
@@ -88,9 +114,19 @@ class AdminUI:
         if not await self._admitted(socket, auth if isinstance(auth, dict) else {}):
             raise ConnectionRefused("authentication failed")
         features = ["AGGREGATED_EVENTS", *([] if self.read_only else COMMANDS)]
+        if self.mode == "development":
+            features.append("ALL_EVENTS")
         await socket.aemit("config", {"supportedFeatures": features})
         every = [
-            serialized(remote.sid, remote.eio_sid, remote.namespace, remote.data, remote.handshake, remote.rooms)
+            serialized(
+                remote.sid,
+                remote.eio_sid,
+                remote.namespace,
+                remote.data,
+                remote.handshake,
+                remote.rooms,
+                "websocket" if remote.upgraded else None,
+            )
             for namespace in await self._namespaces()
             for remote in await self.server.afetch_sockets(namespace=namespace)
         ]
@@ -137,8 +173,16 @@ class AdminUI:
         """:data:`~sioless.signals.socket_connected`, told to the UI."""
         if socket.namespace != self.namespace:
             handshake = socket.handshake.to_record()
-            about = serialized(socket.sid, socket.eio_sid, socket.namespace, socket.data, handshake, socket.rooms)
+            transport = "websocket" if socket.conn.upgraded else None
+            about = serialized(
+                socket.sid, socket.eio_sid, socket.namespace, socket.data, handshake, socket.rooms, transport
+            )
             await self._tell("socket_connected", about, now())
+
+    async def socket_upgraded(self, sender: type, socket: Socket, transport: str, **named: Any) -> None:
+        """:data:`~sioless.signals.socket_upgraded`, told to the UI as ``socket_updated``."""
+        if socket.namespace != self.namespace:
+            await self._tell("socket_updated", {"id": socket.sid, "nsp": socket.namespace, "transport": transport})
 
     async def socket_disconnected(self, sender: type, socket: Socket, reason: str, **named: Any) -> None:
         """:data:`~sioless.signals.socket_disconnected`, told to the UI."""
@@ -155,39 +199,71 @@ class AdminUI:
         if socket.namespace != self.namespace:
             await self._tell("room_left", socket.namespace, room, socket.sid, now())
 
+    async def event_received(self, sender: type, socket: Socket, event: str, args: Any, **named: Any) -> None:
+        """:data:`~sioless.signals.event_received`, told to the UI (development mode)."""
+        if socket.namespace != self.namespace:
+            await self._tell("event_received", socket.namespace, socket.sid, [event, *args], now())
+
+    async def event_sent(self, sender: type, socket: Socket, event: str, args: Any, **named: Any) -> None:
+        """:data:`~sioless.signals.event_sent`, told to the UI (development mode)."""
+        if socket.namespace != self.namespace:
+            await self._tell("event_sent", socket.namespace, socket.sid, [event, *args], now())
+
     async def report(self, worker: str, connections: Mapping[str, Any]) -> None:
-        """Tell the UI a worker's ``server_stats`` every ``STATS_INTERVAL`` seconds, for ever."""
+        """Tell the UI a worker's ``server_stats`` (its sockets by namespace; the clients are the
+        server processes') every ``STATS_INTERVAL`` seconds, for ever."""
         while True:
             await asyncio.sleep(STATS_INTERVAL)
             counts: dict[str, int] = {}
             for conn in connections.values():
                 for namespace in conn.sockets:
                     counts[namespace] = counts.get(namespace, 0) + 1
-            stats = {
-                "serverId": worker,
-                "hostname": sockets.gethostname(),
-                "pid": os.getpid(),
-                "uptime": time.time() - self.started,
-                "clientsCount": len(connections),
-                "pollingClientsCount": 0,
-                "aggregatedEvents": [],
-                "namespaces": [{"name": name, "socketsCount": count} for name, count in sorted(counts.items())],
-            }
+            namespaces = [{"name": name, "socketsCount": count} for name, count in sorted(counts.items())]
+            await self._tell_stats(worker, namespaces=namespaces)
+
+    async def report_engine(self, watch: EngineWatch) -> None:
+        """Tell the UI a server process's ``server_stats``: its clients and what they sent and were sent."""
+        clients, polling = watch.counts()
+        server = f"{sockets.gethostname()}#{os.getpid()}"
+        await self._tell_stats(server, clients=clients, polling=polling, events=watch.events.take())
+
+    async def _tell_stats(
+        self,
+        server: str,
+        *,
+        clients: int = 0,
+        polling: int = 0,
+        events: list[dict[str, Any]] | None = None,
+        namespaces: list[dict[str, Any]] | None = None,
+    ) -> None:
+        stats = {
+            "serverId": server,
+            "hostname": sockets.gethostname(),
+            "pid": os.getpid(),
+            "uptime": time.time() - self.started,
+            "clientsCount": clients,
+            "pollingClientsCount": polling,
+            "aggregatedEvents": events or [],
+            "namespaces": namespaces or [],
+        }
+        try:
             await self._tell("server_stats", stats)
+        except Exception:
+            logger.warning("server_stats of %s not sent to the Admin UI", server, exc_info=True)
 
     async def _tell(self, event: str, *args: Any) -> None:
         await self.server.aemit(event, *args, namespace=self.namespace)
 
 
 def serialized(
-    sid: str, eio_sid: str, namespace: str, data: Any, handshake: dict[str, Any], rooms: Any
+    sid: str, eio_sid: str, namespace: str, data: Any, handshake: dict[str, Any], rooms: Any, transport: str | None
 ) -> dict[str, Any]:
-    """A socket as the Admin UI shows it."""
+    """A socket as the Admin UI shows it (on ``transport``, when the connection's first is not its own now)."""
     issued = float(handshake.get("issued") or 0)
     return {
         "id": sid,
         "clientId": eio_sid,
-        "transport": handshake.get("query", {}).get("transport", "websocket"),
+        "transport": transport or handshake.get("query", {}).get("transport", "websocket"),
         "nsp": namespace,
         "data": dict(data),
         "handshake": {

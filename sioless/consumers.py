@@ -16,7 +16,7 @@ from typing import Any
 
 from channels.exceptions import ChannelFull, StopConsumer
 
-from . import autobahn_debug, embedded, messages, shutdown
+from . import autobahn_debug, embedded, engine_stats, messages, shutdown
 from .conf import conf
 from .exceptions import ProtocolError
 from .flow import Outbox
@@ -111,6 +111,8 @@ class EngineConsumer(LeanConsumer):
         self.closing = False
         self.opened_at = time.monotonic()
         shutdown.serving(self)
+        if (watch := engine_stats.watch) is not None:
+            watch.opened(self)
         await self.send({"type": "websocket.accept"})
         await self.send_frame(
             engineio.open_packet(
@@ -136,6 +138,8 @@ class EngineConsumer(LeanConsumer):
         if self.closing or self.outbox is None:
             return
         size = payload_size(frame)
+        if (watch := engine_stats.watch) is not None:
+            watch.received(size)
         if size > conf.MAX_PAYLOAD:
             await self.close(DisconnectReason.TRANSPORT_ERROR, MESSAGE_TOO_BIG)
             return
@@ -195,6 +199,11 @@ class EngineConsumer(LeanConsumer):
     def client_present(self) -> bool:
         """Whether the client is there, as far as this consumer knows (a WebSocket's is, until it closes)."""
         return True
+
+    @property
+    def polling(self) -> bool:
+        """Whether the client is on HTTP long-polling now."""
+        return False
 
     async def sioless_broadcast(self, message: dict[str, Any]) -> None:
         """Frames sent to a group: delivered once, unless a skipped room holds this client; held
@@ -293,6 +302,8 @@ class EngineConsumer(LeanConsumer):
             return
         self.closing = True
         self.ended_by = reason
+        if (watch := engine_stats.watch) is not None:
+            watch.closed(str(reason))
         if self.outbox is not None:
             await self.outbox.finish({"type": messages.CLOSE, "reason": str(reason)})
         try:
@@ -317,6 +328,8 @@ class EngineConsumer(LeanConsumer):
 
     async def send_frame(self, frame: str | bytes) -> None:
         """Send one WebSocket frame."""
+        if (watch := engine_stats.watch) is not None:
+            watch.sent(len(frame))
         await self.send(send_event(frame))
 
 

@@ -7,6 +7,7 @@ Consumer to its shard's worker channel (each carries ``eio`` and ``reply``)::
     sioless.close     the connection ended; ``reason``
     sioless.command   a forwarded command (below), now in the session's order
     sioless.sync      the frames sent so far, ahead of any frame sent later (answers ``resync``); ``sent``
+    sioless.upgraded  a long-polling session moved to its WebSocket
 
 Each ``sioless.frame`` carries ``seq``: the client frames the consumer has sent so far, itself
 included. The worker reports back how far it has handled them (:mod:`sioless.flow`).
@@ -79,6 +80,7 @@ FRAME = "sioless.frame"
 CLOSE = "sioless.close"
 COMMAND = "sioless.command"
 SYNC = "sioless.sync"
+UPGRADED = "sioless.upgraded"
 CREDIT = "sioless.credit"
 FRAMES = "sioless.frames"
 GROUPS = "sioless.groups"

@@ -21,6 +21,7 @@ class EngineSession(models.Model):
     handshake = JSONTextField()
     user_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)
     opened = models.DateTimeField(auto_now_add=True)
+    upgraded = models.BooleanField(default=False, help_text="moved from HTTP long-polling to WebSocket")
 
     class Meta:
         verbose_name = "engine session"

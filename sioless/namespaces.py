@@ -78,6 +78,7 @@ class Instrument(Protocol):
 
     namespace: str
     auth: dict[str, str] | bool | None
+    mode: str
 
     async def report(self, worker: str, connections: Mapping[str, Any]) -> None:
         """Tell the Admin UI a worker's stats (its connections by Engine.IO sid), for ever."""

@@ -85,6 +85,8 @@ class StoredSocket:
     #: Whether ``auth`` is what the socket connected with: False when the database kept none
     #: (``KEEP_AUTH`` off) or it cannot be read (``SECRET_KEY`` changed); ``auth`` is ``{}`` then.
     auth_kept: bool = True
+    #: Whether its connection moved from long-polling to WebSocket.
+    upgraded: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class StoredSession:
     sid: str
     reply_channel: str
     handshake: dict[str, Any]
+    upgraded: bool
     sockets: list[StoredSocket]
     #: With recovery on: the digest of each socket's pid, by sid.
     pid_digests: dict[str, str]

@@ -86,15 +86,22 @@ class Server(Registry):
         return layer
 
     def instrument(
-        self, auth: dict[str, str] | bool | None = None, *, namespace: str = "/admin", read_only: bool = False
+        self,
+        auth: dict[str, str] | bool | None = None,
+        *,
+        namespace: str = "/admin",
+        read_only: bool = False,
+        mode: str | None = None,
     ) -> None:
         """Serve the socket.io Admin UI on ``namespace`` (see :mod:`sioless.admin_ui`): by default to
         Django staff users only; ``auth={"username": ..., "password": <make_password() of it>}``;
-        ``False``: to anyone. ``read_only``: it watches, and acts on no socket."""
+        ``False``: to anyone. ``read_only``: it watches, and acts on no socket. ``mode``:
+        ``"development"`` tells the UI every event, ``"production"`` only counts; by default the
+        first with ``DEBUG``, as Node's follows ``NODE_ENV``."""
         from .admin_ui import AdminUI
 
         self.uninstrument()
-        self.admin_ui = AdminUI(self, auth=auth, namespace=namespace, read_only=read_only)
+        self.admin_ui = AdminUI(self, auth=auth, namespace=namespace, read_only=read_only, mode=mode)
 
     def uninstrument(self) -> None:
         """Serve the Admin UI no longer (python-socketio's ``uninstrument``)."""

@@ -22,3 +22,10 @@ socket_disconnected = Signal()
 room_joined = Signal()
 #: A socket left ``room``; sent for the rooms it leaves by disconnecting too.
 room_left = Signal()
+#: A socket's connection moved from HTTP long-polling to WebSocket (``transport``: ``"websocket"``).
+socket_upgraded = Signal()
+#: A socket's client sent ``event`` with ``args`` (every event, handled or not; Node's ``socket.onAny``).
+event_received = Signal()
+#: A socket sent its client ``event`` with ``args`` (as ``sio.on_any_outgoing`` hooks
+#: are told: the socket's own emits and calls, not broadcasts nor acks).
+event_sent = Signal()

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.layers import BaseChannelLayer
+from django.dispatch import Signal
 
-from . import recovery
+from . import recovery, signals
 from .conf import conf
 from .exceptions import AckTimeout, SocketGone
 from .names import room_group
@@ -37,6 +38,8 @@ class Carrier(Protocol):
     eio_sid: str
     handshake: Handshake
     user: Any
+    #: Whether the connection moved from long-polling to WebSocket since its handshake.
+    upgraded: bool
 
 
 class SocketHost(Protocol):
@@ -61,6 +64,9 @@ class SocketHost(Protocol):
 
     def run_callback(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run an ack callback or an outgoing hook in the background."""
+
+    def send_signal(self, signal: Signal, socket: Socket, **named: Any) -> None:
+        """Send one of :mod:`sioless.signals` about ``socket`` in the background."""
 
 
 class SocketData(dict[str, Any]):
@@ -208,6 +214,7 @@ class Socket:
         """Run the namespace's outgoing hooks for an event this socket sends."""
         for hook in self.handlers.outgoing_hooks:
             self._host.run_callback(hook, self, event, *args)
+        self._host.send_signal(signals.event_sent, self, event=event, args=args)
 
     async def acall_encoded(self, event: str, frames: list[Frame], timeout: float) -> Any:
         """:meth:`acall` with the event already encoded (without an ack id)."""

@@ -61,6 +61,12 @@ class NewSession:
     shard: int
     reply_channel: str
     handshake: dict[str, Any]
+    upgraded: bool = False
+
+
+def mark_upgraded(sid: str) -> None:
+    """Note that an engine session moved from long-polling to WebSocket."""
+    EngineSession.objects.filter(sid=sid).update(upgraded=True)
 
 
 def delete_session(sid: str) -> None:
@@ -104,6 +110,7 @@ def save_sockets(*sockets: NewSocket) -> None:
                 process=process_of(new.reply_channel),
                 handshake=new.handshake,
                 user_id=new.handshake.get("user_id"),
+                upgraded=new.upgraded,
             )
             for socket in sockets
             if (new := socket.new_session) is not None
@@ -242,6 +249,7 @@ def load_shard(shard: int) -> list[StoredSession]:
             sid=session.sid,
             reply_channel=session.reply_channel,
             handshake=session.handshake,
+            upgraded=session.upgraded,
             sockets=[_stored_socket(socket, session) for socket in session.sockets.all()],
             pid_digests={socket.sid: socket.pid_digest for socket in session.sockets.all() if socket.pid_digest},
         )
@@ -284,6 +292,7 @@ def _stored_socket(socket: NamespaceSocket, session: EngineSession) -> StoredSoc
         rooms=frozenset({socket.sid, *(membership.room for membership in socket.memberships.all())}),
         joined={membership.room: membership.joined for membership in socket.memberships.all()},
         handshake=session.handshake,
+        upgraded=session.upgraded,
     )
 
 

@@ -147,6 +147,9 @@ def test_the_admin_ui_watches_the_demo_and_disconnects_a_page(topology: str, req
     screenshots.mkdir(parents=True, exist_ok=True)
     seen = run_node_script(ADMIN_UI_BROWSER, url, str(screenshots), *staff, timeout=120)
     assert seen["listed"] is True
+    assert seen["upgraded"] is True, "the UI does not show the page's socket on WebSocket"
+    servers = seen["servers"]
+    assert any(row.startswith("worker-") for row in servers) and any("#" in row for row in servers), servers
     assert any(row.startswith("lobby") for row in seen["rooms"]), seen["rooms"]
     assert seen["aliceConnected"] is False
     assert seen["listedAfter"] is False, "the UI still lists the disconnected socket"

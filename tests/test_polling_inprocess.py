@@ -14,13 +14,14 @@ from channels.layers import get_channel_layer
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from pytest_django.fixtures import Settings
 
-from sioless import messages
+from sioless import Socket, engine_stats, messages, signals, sio
 from sioless.models import EngineSession
 from sioless.names import HEARTBEAT_GROUP
 from sioless.polling import PollingConsumer, UpgradeConsumer, session
 from sioless.protocol.engineio import decode_payload
 from sioless.sids import session_channel, session_key
 from sioless.worker import Worker
+from tests.support.waiting import wait_until
 
 PATH = "/socket.io/?EIO=4&transport=polling"
 
@@ -141,6 +142,44 @@ async def test_an_upgrade_moves_the_session_to_the_websocket(in_process_worker: 
     assert (await second.connect(timeout=5))[0]  # as Node: accepted, then closed at once
     assert (await second.receive_output(5))["type"] == "websocket.close"
     await websocket.disconnect()
+
+
+async def test_an_upgrade_is_signalled_for_each_socket(in_process_worker: Worker) -> None:
+    upgraded: asyncio.Future[tuple[str, str, bool]] = asyncio.get_running_loop().create_future()
+
+    async def receiver(sender: type, socket: Socket, transport: str, **named: Any) -> None:
+        upgraded.set_result((socket.namespace, transport, socket.conn.upgraded))
+
+    signals.socket_upgraded.connect(receiver)
+    try:
+        sid, websocket, waiting = await probed()
+        await waiting
+        await websocket.send_to(text_data="5")
+        assert await asyncio.wait_for(upgraded, 5) == ("/", "websocket", True)
+        stored = EngineSession.objects.filter(sid=session_key(sid), upgraded=True)
+        async with asyncio.timeout(5):  # what the Admin UI's all_sockets shows
+            while not await stored.aexists():  # noqa: ASYNC110 (written by the worker: nothing to await)
+                await asyncio.sleep(0.1)
+        await websocket.disconnect()
+    finally:
+        signals.socket_upgraded.disconnect(receiver)
+
+
+async def test_a_server_process_counts_its_polling_clients_until_they_upgrade(in_process_worker: Worker) -> None:
+    """What the Admin UI is told of this process (Node's ``pollingClientsCount``)."""
+    sio.instrument(auth=False)
+    try:
+        watch = engine_stats.watch
+        assert watch is not None
+        _, websocket, waiting = await probed()
+        await waiting
+        assert watch.counts() == (1, 1)
+        await websocket.send_to(text_data="5")
+        await wait_until(lambda: watch.counts() == (1, 0), timeout=5)
+        await websocket.disconnect()
+        await wait_until(lambda: watch.counts() == (0, 0), timeout=5)
+    finally:
+        sio.uninstrument()
 
 
 async def test_after_a_probe_a_waiting_get_gets_what_is_due_before_a_noop(

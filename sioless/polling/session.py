@@ -217,6 +217,11 @@ class PolledSession(EngineConsumer):
         """A polling client is there while a GET of it waits (or its WebSocket is relayed)."""
         return self.relay is not None or self.waiting_get is not None
 
+    @property
+    def polling(self) -> bool:
+        """Whether the client still polls (it has not upgraded to its WebSocket)."""
+        return self.relay is None
+
     async def sioless_poll_gone(self, message: dict[str, Any]) -> None:
         """The waiting GET's client went away before its answer."""
         if message["reply"] == self.waiting_get:
@@ -253,6 +258,8 @@ class PolledSession(EngineConsumer):
         frames, self.for_next_get = self.for_next_get, []
         if frames:
             await self.deliver(frames)
+        if self.outbox is not None:
+            await self.outbox.control({"type": messages.UPGRADED})
 
     async def sioless_relay_gone(self, message: dict[str, Any]) -> None:
         """The WebSocket the session had upgraded to closed (the session ends with it), or one

@@ -132,7 +132,7 @@ class Connector:
         new_session = None
         if not conn.persisted:  # set at once: a second namespace connecting meanwhile writes after it
             conn.persisted = True
-            new_session = store.NewSession(conn.shard, conn.reply, conn.handshake.to_record())
+            new_session = store.NewSession(conn.shard, conn.reply, conn.handshake.to_record(), conn.upgraded)
         saved = store.NewSocket(
             conn.eio_sid,
             socket.sid,

@@ -50,6 +50,8 @@ class Connection:
     #: ``allowance_at`` (time.monotonic()).
     namespace_allowance: float | None = None
     allowance_at: float = 0.0
+    #: The client moved from long-polling to its WebSocket.
+    upgraded: bool = False
 
     @property
     def handled(self) -> int:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from .. import store
+from .. import signals, store
 from ..conf import conf
 from ..exceptions import PayloadError, ProtocolError
 from ..fields import encoded
@@ -36,6 +36,7 @@ class Events:
         if event in LIFECYCLE_EVENTS:
             logger.debug("ignoring event %r sent by %s", event, socket.sid)
             return None
+        self.life.tasks.send_signal(signals.event_received, socket, event=event, args=tuple(args))
         handler = None if event == CATCH_ALL else socket.handlers.handler(event)
         if handler is None:  # an event named "*" too: the catch-all's own name is no event
             catch_all = socket.handlers.handler(CATCH_ALL)

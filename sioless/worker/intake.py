@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from .. import messages
+from .. import messages, signals, store
 from ..conf import conf
 from ..exceptions import AckTimeout, ProtocolError, SocketGone
 from ..names import shard_of
@@ -74,6 +74,7 @@ class Intake:
             messages.SYNC: self._sync,
             messages.CLOSE: self._close,
             messages.COMMAND: self._command,
+            messages.UPGRADED: self._upgraded,
         }
         self._commands: dict[str, Callable[[Socket, dict[str, Any]], Awaitable[None]]] = {
             "join": lambda socket, command: life.join(socket, command["room"]),
@@ -145,6 +146,15 @@ class Intake:
 
     async def _close(self, conn: Connection, message: dict[str, Any]) -> None:
         await self.life.close(conn, DisconnectReason(message["reason"]), tell_client=False)
+
+    async def _upgraded(self, conn: Connection, message: dict[str, Any]) -> None:
+        """The connection moved from long-polling to its WebSocket: each connected socket's signal
+        (one connecting now is told as connected on its WebSocket)."""
+        conn.upgraded = True
+        if conn.persisted:  # else its row is written with its first socket's, as upgraded
+            await self.life.writes.write(store.mark_upgraded, conn.eio_sid)
+        for socket in [socket for socket in conn.sockets.values() if socket.connected]:
+            self.tasks.send_signal(signals.socket_upgraded, socket, transport="websocket")
 
     async def _command(self, conn: Connection, message: dict[str, Any]) -> None:
         """A server-level operation (join, leave, disconnect, call) for one socket of the connection."""

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from channels.layers import BaseChannelLayer
+from django.dispatch import Signal
 
 from .. import recovery, signals, store
 from ..conf import conf
@@ -62,6 +63,10 @@ class Lifecycle:
     def run_callback(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run an ack callback or an outgoing hook in the background."""
         self.tasks.run_handler(callback, *args)
+
+    def send_signal(self, signal: Signal, socket: Socket, **named: Any) -> None:
+        """Send one of :mod:`sioless.signals` about ``socket`` in the background."""
+        self.tasks.send_signal(signal, socket, **named)
 
     async def join(self, socket: Socket, room: str) -> None:
         """Put ``socket`` in ``room``; ValueError for a name over ``MAX_NAME_LENGTH``."""

@@ -55,7 +55,7 @@ class Upkeep:
             handshake = Handshake.from_message(row.handshake)
             conn = Connection(row.sid, shard, row.reply_channel, handshake, user_of(users, handshake.user_id))
             conn.credited = -1  # unknown: the consumer is asked how many frames it sent
-            conn.persisted = True
+            conn.persisted, conn.upgraded = True, row.upgraded
             self._revive_sockets(conn, row)
             self.connections[conn.eio_sid] = conn
         logger.info("sioless revived %d sessions of shard %s", len(stored), shard)

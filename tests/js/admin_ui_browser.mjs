@@ -1,7 +1,7 @@
 // The socket.io Admin UI (the npm package's own build, served by the demo at /admin-ui/) in headless
 // Chromium, watching the demo: alice chats in a room on the demo's page; the UI, connected to the
-// demo's /admin namespace, lists her socket and her room, and its "disconnect" button disconnects
-// her page. With a staff user's name and password, the UI's browser logs into Django's admin first
+// demo's /admin namespace, lists her socket (on WebSocket, once her page upgraded), her room and
+// the demo's processes, and its "disconnect" button disconnects her page. With a staff user's name and password, the UI's browser logs into Django's admin first
 // (the production demo only lets staff users in).
 // Usage: node admin_ui_browser.mjs <demo url> <screenshot directory> [<staff username> <password>]
 // Prints one JSON line with what the pages showed; pytest asserts on it.
@@ -40,9 +40,18 @@ await ui.goto(`${ui.url().split("#")[0]}#/sockets/`);
 const row = ui.locator("tr", { hasText: sid });
 await row.waitFor(WAIT);
 const listed = (await row.textContent()).includes(sid);
+// her page started on long-polling and upgraded: the UI shows her on WebSocket
+const upgraded = await row
+  .filter({ hasText: "websocket" })
+  .waitFor(WAIT)
+  .then(() => true, () => false);
 await ui.goto(`${ui.url().split("#")[0]}#/rooms/`);
 await ui.locator("tr", { hasText: "lobby" }).waitFor(WAIT);
 const rooms = await ui.locator("tbody tr").allTextContents();
+await ui.goto(`${ui.url().split("#")[0]}#/servers/`);
+// every process is a server: the workers with their sockets, each server process with its clients
+for (const kind of ["worker-", "#"]) await ui.locator("tbody tr", { hasText: kind }).first().waitFor(WAIT);
+const servers = await ui.locator("tbody tr").allTextContents();
 await ui.goto(`${ui.url().split("#")[0]}#/sockets/`);
 await ui.screenshot({ path: `${screenshots}/admin-ui.png` });
 await row.locator("button:has(.mdi-logout)").click();
@@ -53,6 +62,6 @@ const listedAfter = await ui
   .then(() => false, () => true);
 
 console.log(
-  JSON.stringify({ listed, rooms, aliceConnected: await alice.evaluate(() => window.demo.socket.connected), listedAfter }),
+  JSON.stringify({ listed, upgraded, rooms, servers, aliceConnected: await alice.evaluate(() => window.demo.socket.connected), listedAfter }),
 );
 await browser.close();
