@@ -1,4 +1,5 @@
-"""The ``SIOLESS`` settings dict: one typed property per key, read at access time."""
+"""The ``SIOLESS`` settings dict: one typed property per key, read once and kept until a setting
+changes (``override_settings``, pytest-django's ``settings``): a packet reads several."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .protocol.parsers import Parser, parser_named
@@ -42,57 +45,58 @@ DEFAULTS: dict[str, Any] = {
 
 
 class Settings:
-    """Access to ``settings.SIOLESS`` with defaults, so ``override_settings`` works."""
+    """Access to ``settings.SIOLESS`` with defaults; each value is kept once read (in the instance's
+    ``__dict__``, by :func:`functools.cached_property`) until :func:`forget_values`."""
 
     def _get(self, key: str) -> Any:
         return getattr(settings, "SIOLESS", {}).get(key, DEFAULTS[key])
 
-    @property
+    @functools.cached_property
     def PATH(self) -> str:
         """URL path of the endpoint, without slashes."""
         return str(self._get("PATH")).strip("/")
 
-    @property
+    @functools.cached_property
     def SHARDS(self) -> int:
         """How many worker channels the connections are spread over."""
         return int(self._get("SHARDS"))
 
-    @property
+    @functools.cached_property
     def PING_INTERVAL(self) -> float:
         """Seconds between two Engine.IO pings."""
         return float(self._get("PING_INTERVAL"))
 
-    @property
+    @functools.cached_property
     def PING_TIMEOUT(self) -> float:
         """Seconds a client has to answer a ping; it is closed at the first tick after."""
         return float(self._get("PING_TIMEOUT"))
 
-    @property
+    @functools.cached_property
     def MAX_PAYLOAD(self) -> int:
         """Largest frame, in bytes, a client may send."""
         return int(self._get("MAX_PAYLOAD"))
 
-    @property
+    @functools.cached_property
     def MAX_ATTACHMENTS(self) -> int:
         """Most binary attachments one Socket.IO packet may announce."""
         return int(self._get("MAX_ATTACHMENTS"))
 
-    @property
+    @functools.cached_property
     def MAX_IN_FLIGHT(self) -> int:
         """Most frames of one connection its worker has been handed and not yet handled."""
         return int(self._get("MAX_IN_FLIGHT"))
 
-    @property
+    @functools.cached_property
     def MAX_BUFFERED(self) -> int:
         """Bytes of frames a connection may have waiting beyond MAX_IN_FLIGHT before it is closed."""
         return int(self._get("MAX_BUFFERED"))
 
-    @property
+    @functools.cached_property
     def CHANNEL_LAYER(self) -> str:
         """Alias in ``CHANNEL_LAYERS`` that carries sioless' messages."""
         return str(self._get("CHANNEL_LAYER"))
 
-    @property
+    @functools.cached_property
     def EMBEDDED_WORKER(self) -> bool:
         """Run the socket worker inside the ASGI process (default: with the in-memory layer)."""
         value = self._get("EMBEDDED_WORKER")
@@ -101,86 +105,86 @@ class Settings:
             return str(layer.get("BACKEND", "")).endswith("InMemoryChannelLayer")
         return bool(value)
 
-    @property
+    @functools.cached_property
     def HANDLER_MODULES(self) -> list[str]:
         """Dotted module paths imported for their handlers, besides each app's ``sockets``."""
         return list(self._get("HANDLER_MODULES"))
 
-    @property
+    @functools.cached_property
     def CORS_ALLOWED_ORIGINS(self) -> list[str]:
         """Origins (``"https://example.com"``) whose pages may connect from another origin with the
         user's cookies; ``"*"``: every other origin, without them."""
         return list(self._get("CORS_ALLOWED_ORIGINS"))
 
-    @property
+    @functools.cached_property
     def CONNECT_TIMEOUT(self) -> float:
         """Seconds a connection has to connect a namespace before it is closed."""
         return float(self._get("CONNECT_TIMEOUT"))
 
-    @property
+    @functools.cached_property
     def UPGRADE_TIMEOUT(self) -> float:
         """Seconds a WebSocket opened to upgrade a polling session has to complete the upgrade."""
         return float(self._get("UPGRADE_TIMEOUT"))
 
-    @property
+    @functools.cached_property
     def MAX_NAMESPACES(self) -> int:
         """Most namespaces one connection may be connected to at once."""
         return int(self._get("MAX_NAMESPACES"))
 
-    @property
+    @functools.cached_property
     def MAX_NAME_LENGTH(self) -> int:
         """Longest namespace, event or room name, in characters."""
         return int(self._get("MAX_NAME_LENGTH"))
 
-    @property
+    @functools.cached_property
     def BINARY_TIMEOUT(self) -> float:
         """Seconds a client has to send every attachment of a binary packet it started."""
         return float(self._get("BINARY_TIMEOUT"))
 
-    @property
+    @functools.cached_property
     def SID_MAX_AGE(self) -> float:
         """Seconds a polling session's sid is accepted after it was issued."""
         return float(self._get("SID_MAX_AGE"))
 
-    @property
+    @functools.cached_property
     def PRIVATE_HEADERS(self) -> frozenset[str]:
         """Request headers (lower case) never written to the database; ``cookie`` is never kept at all."""
         return frozenset(name.lower() for name in self._get("PRIVATE_HEADERS"))
 
-    @property
+    @functools.cached_property
     def PRIVATE_QUERY_PARAMETERS(self) -> frozenset[str]:
         """Query parameters never written to the database."""
         return frozenset(self._get("PRIVATE_QUERY_PARAMETERS"))
 
-    @property
+    @functools.cached_property
     def KEEP_AUTH(self) -> bool:
         """Keep each socket's CONNECT ``auth`` in the database, encrypted with SECRET_KEY, so that a
         revived worker still has it; False: not kept (``socket.auth`` is ``{}`` after a revival)."""
         return bool(self._get("KEEP_AUTH"))
 
-    @property
+    @functools.cached_property
     def JSON_ENCODER(self) -> type[json.JSONEncoder]:
         """The ``json.JSONEncoder`` subclass (a dotted path) that encodes what is sent to clients."""
         return _import_encoder(str(self._get("JSON_ENCODER")))
 
-    @property
+    @functools.cached_property
     def PARSER(self) -> Parser:
         """The Socket.IO parser every client speaks: ``"default"`` (JSON text, binary attachments),
         ``"msgpack"`` (MessagePack, as socket.io-msgpack-parser), or a module's dotted path."""
         return parser_named(str(self._get("PARSER")))
 
-    @property
+    @functools.cached_property
     def CONNECTION_STATE_RECOVERY(self) -> bool:
         """Let a client whose connection was lost come back as the same socket (sid, rooms, data)
         and receive what was sent to it meanwhile (socket.io's connection state recovery)."""
         return bool(self._get("CONNECTION_STATE_RECOVERY"))
 
-    @property
+    @functools.cached_property
     def MAX_DISCONNECTION_DURATION(self) -> float:
         """Seconds a lost socket can be recovered; then its disconnect handler runs."""
         return float(self._get("MAX_DISCONNECTION_DURATION"))
 
-    @property
+    @functools.cached_property
     def RECOVERY_SKIPS_CONNECT_HANDLERS(self) -> bool:
         """A recovered socket skips the middlewares and the connect handler (Node's ``skipMiddlewares``)."""
         return bool(self._get("RECOVERY_SKIPS_CONNECT_HANDLERS"))
@@ -193,3 +197,10 @@ def _import_encoder(path: str) -> type[json.JSONEncoder]:
 
 
 conf = Settings()
+
+
+@receiver(setting_changed)
+def forget_values(*, setting: str, **named: Any) -> None:
+    """Read the settings again once ``SIOLESS`` (or the channel layers it depends on) changed."""
+    if setting in ("SIOLESS", "CHANNEL_LAYERS"):
+        conf.__dict__.clear()

@@ -96,3 +96,16 @@ def test_recovery_needs_a_layer_that_keeps_its_packets(settings: Settings) -> No
     assert ids(check_settings()) == ["sioless.E008"]
     settings.SIOLESS = {"CONNECTION_STATE_RECOVERY": True, "MAX_DISCONNECTION_DURATION": 0}
     assert ids(check_settings()) == ["sioless.E003"]
+
+
+def test_a_setting_is_read_again_once_changed(settings: Settings) -> None:
+    """``conf`` keeps what it read (a packet reads several settings) until a setting changes."""
+    settings.SIOLESS = {**settings.SIOLESS, "MAX_PAYLOAD": 1234}
+    assert conf.MAX_PAYLOAD == 1234
+    settings.SIOLESS = {**settings.SIOLESS, "MAX_PAYLOAD": 4321}
+    assert conf.MAX_PAYLOAD == 4321
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "sioless.layers.InMemoryChannelLayer"}}
+    settings.SIOLESS = {key: value for key, value in settings.SIOLESS.items() if key != "EMBEDDED_WORKER"}
+    assert conf.EMBEDDED_WORKER is True
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS}}
+    assert conf.EMBEDDED_WORKER is False  # read from the channel layers, which changed

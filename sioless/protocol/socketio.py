@@ -245,9 +245,13 @@ def _finite(number: str) -> float:
     return value
 
 
+#: The decoder of every packet's JSON (``json.loads`` with options would make one a call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite)
+
+
 def _load_json(text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+        return _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"invalid JSON data: {exc}") from None
 

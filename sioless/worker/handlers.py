@@ -91,7 +91,7 @@ class Tasks:
     def send_signal(self, signal: Signal, socket: Socket, after: Awaitable[None] | None = None, **named: Any) -> None:
         """Send one of :mod:`sioless.signals` about ``socket`` in the background, once ``after`` is
         done (if given), logging what its receivers raise."""
-        if not signal.has_listeners(Socket):
+        if not signal.receivers or not signal.has_listeners(Socket):  # the first: per event, cheap
             return
 
         async def send() -> None:
