@@ -125,7 +125,7 @@ class AdminUI:
                 remote.data,
                 remote.handshake,
                 remote.rooms,
-                "websocket" if remote.upgraded else None,
+                remote.upgraded,
             )
             for namespace in await self._namespaces()
             for remote in await self.server.afetch_sockets(namespace=namespace)
@@ -173,9 +173,8 @@ class AdminUI:
         """:data:`~sioless.signals.socket_connected`, told to the UI."""
         if socket.namespace != self.namespace:
             handshake = socket.handshake.to_record()
-            transport = "websocket" if socket.conn.upgraded else None
             about = serialized(
-                socket.sid, socket.eio_sid, socket.namespace, socket.data, handshake, socket.rooms, transport
+                socket.sid, socket.eio_sid, socket.namespace, socket.data, handshake, socket.rooms, socket.conn.upgraded
             )
             await self._tell("socket_connected", about, now())
 
@@ -256,14 +255,14 @@ class AdminUI:
 
 
 def serialized(
-    sid: str, eio_sid: str, namespace: str, data: Any, handshake: dict[str, Any], rooms: Any, transport: str | None
+    sid: str, eio_sid: str, namespace: str, data: Any, handshake: dict[str, Any], rooms: Any, upgraded: bool
 ) -> dict[str, Any]:
-    """A socket as the Admin UI shows it (on ``transport``, when the connection's first is not its own now)."""
+    """A socket as the Admin UI shows it (on WebSocket once ``upgraded``, else the transport it started on)."""
     issued = float(handshake.get("issued") or 0)
     return {
         "id": sid,
         "clientId": eio_sid,
-        "transport": transport or handshake.get("query", {}).get("transport", "websocket"),
+        "transport": "websocket" if upgraded else handshake.get("query", {}).get("transport", "websocket"),
         "nsp": namespace,
         "data": dict(data),
         "handshake": {
