@@ -121,7 +121,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "timed"}},
     "loggers": {
         "sioless": {"handlers": ["console"], "level": os.environ.get("SIOLESS_TEST_LOG_LEVEL", "WARNING")},
-        "django-q": {"handlers": ["console"], "level": "WARNING"},
+        "django-q": {"handlers": ["console"], "level": os.environ.get("SIOLESS_TEST_Q_LOG_LEVEL", "WARNING")},
     },
 }
 if os.environ.get("SIOLESS_TEST_DEFAULT_LOGGING"):  # Django's own logging, as a new project has

@@ -37,6 +37,8 @@ HEAL_WITHIN = 45.0
 NOTICED_WITHIN = 5.0
 #: Seconds the application host is cut from the network.
 CUT_FOR = 10.0
+#: Seconds of the steady state whose echoes' round trips are reported, before the faults.
+STEADY_FOR = 5.0
 
 
 class Load:
@@ -53,7 +55,7 @@ class Load:
             stderr=(ARTIFACTS / "cluster-load-client.log").open("w"),
             text=True,
         )
-        self.reports: list[tuple[float, dict[str, int]]] = []
+        self.reports: list[tuple[float, dict[str, Any]]] = []
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -61,11 +63,24 @@ class Load:
         for line in self.popen.stdout:
             self.reports.append((time.monotonic(), json.loads(line)))
 
-    def latest(self) -> dict[str, int]:
+    def latest(self) -> dict[str, Any]:
         return self.reports[-1][1] if self.reports else {}
 
     def all_served(self) -> bool:
         return self.latest().get("serving") == self.clients
+
+    def round_trips(self, seconds: float) -> dict[str, dict[str, float]]:
+        """By transport, p50 and p99 (ms) of the echoes acked over the next ``seconds``."""
+        first = len(self.reports)
+        time.sleep(seconds)
+        reported = [report.get("round_trips_ms", {}) for _, report in self.reports[first:]]
+        by_transport = {}
+        for transport in ("websocket", "polling"):
+            trips = sorted(ms for trips in reported for ms in trips.get(transport, []))
+            if trips:
+                p50, p99 = trips[len(trips) // 2], trips[int(len(trips) * 0.99)]
+                by_transport[transport] = {"echoes": len(trips), "p50_ms": p50, "p99_ms": p99}
+        return by_transport
 
     def wait(self, ready: Callable[[], bool], bound: float) -> float | None:
         """Seconds until ``ready()``; None past ``bound``."""
@@ -146,6 +161,7 @@ def check(clients: int, delay_ms: float, server: str = "sioless") -> dict[str, A
         deploy(topology)
         load = Load(topology, clients, seconds=600)
         result["all_served_after_s"] = load.wait(load.all_served, 60)
+        result["echo_round_trip"] = load.round_trips(STEADY_FOR)
         faults = result["faults"] = {}
         faults["application host lost (kill -9 of app1)"] = fault(
             load, "app host lost", network["app1"].kill_all, then=lambda: back(topology, "app1")
@@ -163,7 +179,7 @@ def check(clients: int, delay_ms: float, server: str = "sioless") -> dict[str, A
             network["app2"].restore()
 
         faults[f"application host cut from the network for {CUT_FOR:.0f} s (app2)"] = fault(load, "app host cut", cut)
-        result["totals"] = load.latest()
+        result["totals"] = {name: count for name, count in load.latest().items() if name != "round_trips_ms"}
         result["ok"] = result["all_served_after_s"] is not None and all(
             outcome["healed_after_s"] is not None for outcome in faults.values()
         )
