@@ -30,7 +30,7 @@ from django.conf import settings
 from django.dispatch import Signal
 
 from . import engine_stats, signals
-from .engine_stats import EngineWatch
+from .engine_stats import REPORT_INTERVAL, EngineWatch
 from .exceptions import ConnectionRefused
 from .namespaces import Namespace
 from .remote import Reach, RemoteSocket
@@ -45,8 +45,6 @@ class Operations(Reach, Protocol):
     async def afetch_sockets(self, to: Any = None, namespace: str = "/") -> list[RemoteSocket]: ...
 
 
-#: Seconds between two ``server_stats`` of a worker.
-STATS_INTERVAL = 2.0
 #: What the UI may do to sockets (besides watching them), unless read-only.
 COMMANDS = ["EMIT", "JOIN", "LEAVE", "DISCONNECT", "MJOIN", "MLEAVE", "MDISCONNECT"]
 #: The modes: development tells the UI every event (``ALL_EVENTS``), production only counts.
@@ -210,9 +208,9 @@ class AdminUI:
 
     async def report(self, worker: str, connections: Mapping[str, Any]) -> None:
         """Tell the UI a worker's ``server_stats`` (its sockets by namespace; the clients are the
-        server processes') every ``STATS_INTERVAL`` seconds, for ever."""
+        server processes') every ``REPORT_INTERVAL`` seconds, as a server process its own, for ever."""
         while True:
-            await asyncio.sleep(STATS_INTERVAL)
+            await asyncio.sleep(REPORT_INTERVAL)
             counts: dict[str, int] = {}
             for conn in connections.values():
                 for namespace in conn.sockets:

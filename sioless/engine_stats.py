@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-#: Seconds between two reports of a process's counts.
+#: Seconds between two ``server_stats`` of a process (a server process's counts, a worker's sockets).
 REPORT_INTERVAL = 2.0
 
 

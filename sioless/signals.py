@@ -2,9 +2,10 @@
 audit trail), sent by the worker that serves the socket.
 
 Each is sent with ``sender`` the :class:`~sioless.socket.Socket` class and ``socket`` the socket,
-once what it tells is written to the database, in the background: a receiver never holds up the
-socket's packets, and runs as a handler does (an async receiver on the worker's event loop, a sync
-one in the thread where sync handlers run). What a receiver raises is logged, not raised.
+once what it tells is written to the database (an event's, as it comes or goes), in the background:
+a receiver never holds up the socket's packets, and runs as a handler does (an async receiver on
+the worker's event loop, a sync one in the thread where sync handlers run). What a receiver raises
+is logged, not raised.
 """
 
 from __future__ import annotations

@@ -258,7 +258,7 @@ class PolledSession(EngineConsumer):
         frames, self.for_next_get = self.for_next_get, []
         if frames:
             await self.deliver(frames)
-        if self.outbox is not None:
+        if self.outbox is not None and not self.closing:  # the worker notes it (and signals it)
             await self.outbox.control({"type": messages.UPGRADED})
 
     async def sioless_relay_gone(self, message: dict[str, Any]) -> None:
