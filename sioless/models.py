@@ -21,7 +21,10 @@ class EngineSession(models.Model):
     handshake = JSONTextField()
     user_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)
     opened = models.DateTimeField(auto_now_add=True)
-    upgraded = models.BooleanField(default=False, help_text="moved from HTTP long-polling to WebSocket")
+    #: A default in the database too: code of the version before (a rolling deploy) inserts without it.
+    upgraded = models.BooleanField(
+        default=False, db_default=False, help_text="moved from HTTP long-polling to WebSocket"
+    )
 
     class Meta:
         verbose_name = "engine session"

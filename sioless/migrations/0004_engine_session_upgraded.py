@@ -1,4 +1,5 @@
-"""Whether an engine session moved from HTTP long-polling to WebSocket (the Admin UI shows it)."""
+"""Whether an engine session moved from HTTP long-polling to WebSocket (the Admin UI shows it); a
+default in the database too, for the code of the version before during a rolling deploy."""
 
 from django.db import migrations, models
 
@@ -12,6 +13,8 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="enginesession",
             name="upgraded",
-            field=models.BooleanField(default=False, help_text="moved from HTTP long-polling to WebSocket"),
+            field=models.BooleanField(
+                default=False, db_default=False, help_text="moved from HTTP long-polling to WebSocket"
+            ),
         ),
     ]
