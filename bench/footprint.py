@@ -24,7 +24,7 @@ import redis
 
 from bench.measure import bench_database, memory_kib, process_tree
 from bench.run import python_socketio
-from demo_project.production import DAPHNE, free_port
+from demo_project.production import daphne_command, free_port
 from tests.support.processes import Process
 
 DATABASE = f"sioless_bench_{uuid.uuid4().hex[:8]}"
@@ -71,9 +71,7 @@ def sioless_memory() -> dict[str, dict[str, float]]:
             processes["worker"].wait_for_log("serving shard 1")
             for n in (1, 2):
                 port = free_port()
-                processes[f"daphne {n}"] = Process(
-                    f"bench-daphne-{n}", [*DAPHNE, "-p", str(port), "demo_project.asgi:application"], env
-                )
+                processes[f"daphne {n}"] = Process(f"bench-daphne-{n}", daphne_command(port), env)
                 processes[f"daphne {n}"].wait_for_port(port)
             time.sleep(SETTLE)
             return measured(processes)

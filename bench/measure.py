@@ -1,16 +1,20 @@
-"""Reading what processes cost from /proc, and a PostgreSQL database of a benchmark's own."""
+"""Reading what processes cost from /proc, what Redis was asked, and a PostgreSQL database of a
+benchmark's own."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import redis
 
+from sioless.layers import scripts
 from tests.support.processes import ROOT
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -33,6 +37,25 @@ def bench_database(name: str, env: dict[str, str]) -> Iterator[None]:
         yield
     finally:
         admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+#: The commands sioless' Lua scripts call (Redis counts each call inside a script as a command of
+#: its own) but ZREM, which sioless also sends alone: a worker's acknowledgement of its messages
+#: (its scripts call it for a leave, which no benchmark step makes).
+SCRIPTED_COMMANDS = {
+    command.lower()
+    for text in vars(scripts).values()
+    if isinstance(text, str)
+    for command in re.findall(r"redis\.call\('(\w+)'", text)
+} - {"zrem"}
+
+
+def redis_requests(server: redis.Redis) -> dict[str, int]:
+    """How many requests of each command Redis answered so far (a script run is one ``evalsha``;
+    the commands it calls are not requests), but for the ``info`` that reads them."""
+    stats = server.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in stats.items()}
+    return {name: count for name, count in calls.items() if name not in SCRIPTED_COMMANDS and name != "info"}
 
 
 def process_tree(root: int) -> list[int]:

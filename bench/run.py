@@ -12,11 +12,13 @@ too, each also listed on its own):
 - echo at a pace: 50 clients x 40 acked echoes, each client 4 a second (200 events/s: no server
   here is saturated by it);
 - echo, saturated: 50 clients x 1,000 acked echoes, each client one after another;
-- broadcast: 500 receivers in a room, 100 broadcasts to it.
+- broadcast: 500 receivers connect and join a room (the room filled); then 100 broadcasts to it.
 
 Prints Markdown tables (also written to bench/RESULTS.md) with each figure's ratio to
 python-socketio's, measured in the same run before and after each server: a server's ratios are
-to the mean of the two measurements next to it.
+to the mean of the two measurements next to it; then each target of sioless (``TARGETS``) with
+its ratio, and the requests Redis answered for an echo, a broadcast and a connect and join, by
+command.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from typing import Any
 
 import redis
 
-from bench.measure import bench_database, cpu_seconds, named, process_tree, rss_bytes
-from demo_project.production import DAPHNE, free_port
+from bench.measure import bench_database, cpu_seconds, named, process_tree, redis_requests, rss_bytes
+from demo_project.production import daphne_command, free_port
 from tests.support.processes import ROOT, Process, daphne, django_env, qcluster, runserver, worker
 
 LOAD_CLIENT = ROOT / "bench" / "js" / "load.mjs"
@@ -86,6 +88,10 @@ class Topology:
     def cpu(self, layer: redis.Redis) -> float:
         """CPU seconds every process of the topology used so far."""
         return sum(self.cpu_parts(layer).values())
+
+    def requests(self, layer: redis.Redis) -> dict[str, int]:
+        """The requests Redis answered so far, by command (none for a topology without Redis)."""
+        return redis_requests(layer) if self.uses_redis else {}
 
     def memory_parts(self, layer: redis.Redis) -> dict[str, int]:
         """Bytes resident in each server process (with its children), and in Redis' data."""
@@ -151,7 +157,7 @@ def floor(name: str, application: str) -> Callable[[], contextlib.AbstractContex
     @contextlib.contextmanager
     def start() -> Iterator[Topology]:
         port = free_port()
-        process = Process(f"bench-{name}", [*DAPHNE, "-p", str(port), application], dict(os.environ))
+        process = Process(f"bench-{name}", daphne_command(port, application=application), dict(os.environ))
         with stopping(Topology(f"http://127.0.0.1:{port}", [process])) as topology:
             process.wait_for_port(port)
             yield topology
@@ -238,6 +244,23 @@ COMPARISONS = {
     ),
 }
 BASELINE = "python-socketio (uvicorn)"
+#: sioless' targets: a figure's ratio to python-socketio's, at most.
+TARGETS = {
+    "sioless development (runserver)": {
+        "echo, saturated: CPU µs/event": 1.0,
+        "broadcast: CPU µs/delivery": 0.7,
+        "connect: CPU ms/connection": 1.5,
+        "idle: memory KiB/connection": 1.0,
+    },
+    "sioless production (daphne)": {
+        "echo, saturated: CPU µs/event": 3.0,
+        "broadcast: CPU µs/delivery": 0.7,
+        "room filled, then broadcast: CPU µs/delivery": 1.2,
+        "connect: CPU ms/connection": 2.0,
+        "echo at 200/s: p50 ms": 2.0,
+        "idle: memory KiB/connection": 1.0,
+    },
+}
 #: Figures whose every measurement of the baseline the report gives.
 DRIFT_FIGURES = ("connect: CPU ms/connection", "echo, saturated: CPU µs/event", "broadcast: CPU µs/delivery")
 
@@ -248,10 +271,13 @@ class Results:
 
     figures: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    #: CPU µs per saturated echo, by part of the topology.
-    parts: dict[str, float] = field(default_factory=dict)
+    #: CPU µs per echo at a pace and per saturated echo, by part of the topology.
+    parts: dict[str, dict[str, float]] = field(default_factory=dict)
     #: KiB per idle connection, by part of the topology.
     memory: dict[str, float] = field(default_factory=dict)
+    #: Requests to Redis per echo (at a pace, saturated), per broadcast and per connect and join,
+    #: by command.
+    requests: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def settle(topology: Topology, layer: redis.Redis) -> None:
@@ -272,10 +298,16 @@ class Step:
     #: The servers' CPU, by part of the topology.
     parts: dict[str, float]
     client: float
+    #: The requests Redis answered, by command.
+    requests: dict[str, int]
 
     @property
     def cpu(self) -> float:
         return sum(self.parts.values())
+
+
+#: The load client's phases of more than one step.
+STEPS = {"storm": 2, "broadcast": 2}
 
 
 def run_phase(topology: Topology, layer: redis.Redis, phase: str, *args: int) -> Iterator[Step]:
@@ -284,20 +316,23 @@ def run_phase(topology: Topology, layer: redis.Redis, phase: str, *args: int) ->
     command = ["node", str(LOAD_CLIENT), phase, topology.url, *map(str, args)]
     with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as client:
         assert client.stdin is not None and client.stdout is not None
-        for _ in range({"storm": 2}.get(phase, 1)):
+        for _ in range(STEPS.get(phase, 1)):
             # the client's set-up (its connections, its joins) is done and settled before counting
             if client.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"the load client failed before {phase}")
             settle(topology, layer)
             before, client_before = topology.cpu_parts(layer), cpu_seconds([client.pid])
+            requests_before = topology.requests(layer)
             client.stdin.write("go\n")
             client.stdin.flush()
             line = client.stdout.readline()
             if not line:
                 raise RuntimeError(f"the load client failed in {phase}")
-            after = topology.cpu_parts(layer)
+            after, requests = topology.cpu_parts(layer), topology.requests(layer)
             parts = {part: after[part] - before[part] for part in after}
-            yield Step(json.loads(line), parts, cpu_seconds([client.pid]) - client_before)
+            requests = {name: count - requests_before.get(name, 0) for name, count in requests.items()}
+            client_cpu = cpu_seconds([client.pid]) - client_before
+            yield Step(json.loads(line), parts, client_cpu, {name: count for name, count in requests.items() if count})
         client.stdin.write("end\n")
         client.stdin.flush()
 
@@ -326,6 +361,7 @@ def measure(topology: Topology, layer: redis.Redis, phases: dict[str, tuple[int 
         ("broadcast", "broadcast", "deliveries", "delivery"),
     ):
         steps = run_phase(topology, layer, "echo" if phase == "paced" else phase, *map(int, phases[phase]))
+        filled = next(steps) if phase == "broadcast" else None
         done = next(steps)
         list(steps)  # the client closes its connections and exits
         count = done.result[counted]
@@ -334,8 +370,14 @@ def measure(topology: Topology, layer: redis.Redis, phases: dict[str, tuple[int 
         figures[f"{label}: p50 ms"], figures[f"{label}: p99 ms"] = done.result["p50"], done.result["p99"]
         figures[f"{label}: CPU µs/{unit}"] = 1e6 * done.cpu / count
         figures[f"{label}: load client's CPU µs/{unit}"] = 1e6 * done.client / count
-        if phase == "echo":
-            results.parts = {part: 1e6 * cpu / count for part, cpu in done.parts.items()}
+        if filled is None:
+            results.parts[label] = {part: 1e6 * cpu / count for part, cpu in done.parts.items()}
+            results.requests[f"an event of {label}"] = {name: calls / count for name, calls in done.requests.items()}
+        else:
+            figures[f"room filled, then {label}: CPU µs/{unit}"] = 1e6 * (filled.cpu + done.cpu) / count
+            broadcasts, joins = phases[phase][1], filled.result["joined"]
+            results.requests["a broadcast"] = {name: calls / broadcasts for name, calls in done.requests.items()}
+            results.requests["a connect and join"] = {name: calls / joins for name, calls in filled.requests.items()}
         if done.result["lost"]:
             results.notes.append(f"{label}: {done.result['lost']} {counted} never answered")
     return results
@@ -344,14 +386,23 @@ def measure(topology: Topology, layer: redis.Redis, phases: dict[str, tuple[int 
 def averaged(runs: list[Results]) -> Results:
     """The mean of several measurements of one server, with the spread of the drift figures noted."""
 
-    def mean(values: Callable[[Results], dict[str, float]]) -> dict[str, float]:
-        return {key: sum(values(run).get(key, 0.0) for run in runs) / len(runs) for key in values(runs[0])}
+    def mean(measured: list[dict[str, float]]) -> dict[str, float]:
+        return {key: sum(figures.get(key, 0.0) for figures in measured) / len(measured) for key in measured[0]}
+
+    def mean_by_step(measured: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+        return {step: mean([by_step[step] for by_step in measured]) for step in measured[0]}
 
     spread = "; ".join(f"{name} " + ", ".join(f"{run.figures[name]:,.1f}" for run in runs) for name in DRIFT_FIGURES)
     notes = [note for run in runs for note in run.notes]
     if len(runs) > 1:
         notes.append(f"measured {len(runs)} times, before and after each server ({spread})")
-    return Results(mean(lambda run: run.figures), notes, mean(lambda run: run.parts), mean(lambda run: run.memory))
+    return Results(
+        mean([run.figures for run in runs]),
+        notes,
+        mean_by_step([run.parts for run in runs]),
+        mean([run.memory for run in runs]),
+        mean_by_step([run.requests for run in runs]),
+    )
 
 
 def table(results: dict[str, Results], baselines: dict[str, Results]) -> str:
@@ -367,17 +418,45 @@ def table(results: dict[str, Results], baselines: dict[str, Results]) -> str:
             cells.append(f"{value:,.1f}{ratio}")
         lines.append(f"| {figure} | " + " | ".join(cells) + " |")
     notes = [f"- {name}: {note}" for name, result in results.items() for note in result.notes]
-    return "\n".join(lines + (["", *notes] if notes else []) + ["", *by_process(results)])
+    sections = [*by_process(results), "", *targets(results, baselines), "", *redis_requests_by_command(results)]
+    return "\n".join(lines + (["", *notes] if notes else []) + ["", *sections])
+
+
+def targets(results: dict[str, Results], baselines: dict[str, Results]) -> list[str]:
+    """A Markdown table of sioless' targets measured in this run: each figure's ratio to
+    python-socketio's beside the target."""
+    lines = ["| target | ratio to python-socketio | at most | met |", "| --- | ---: | ---: | --- |"]
+    for name, figures in TARGETS.items():
+        if name in results:
+            for figure, target in figures.items():
+                ratio = results[name].figures[figure] / baselines[name].figures[figure]
+                met = "yes" if ratio <= target else "no"
+                lines.append(f"| {name}: {figure} | {ratio:.2f}x | {target:.1f}x | {met} |")
+    return lines if len(lines) > 2 else []
+
+
+def redis_requests_by_command(results: dict[str, Results]) -> list[str]:
+    """A line a server and step for the requests Redis answered, by command (a script run is one
+    ``evalsha``)."""
+    lines = [
+        f"- {name}, {step}: " + ", ".join(f"{command} {calls:.2f}" for command, calls in sorted(by_command.items()))
+        for name, result in results.items()
+        for step, by_command in result.requests.items()
+        if by_command
+    ]
+    return ["Requests to Redis, by command:", "", *lines] if lines else []
 
 
 def by_process(results: dict[str, Results]) -> list[str]:
-    """A line a server for the CPU µs of a saturated echo, then for the KiB of an idle connection,
-    by process (Redis and PostgreSQL on their own)."""
+    """A line a server for the CPU µs of an echo (at a pace, saturated), then for the KiB of an
+    idle connection, by process (Redis and PostgreSQL on their own)."""
+    sections: list[tuple[str, Callable[[Results], dict[str, float]]]] = [
+        (f"CPU µs per event of {step}", lambda result, step=step: result.parts[step])
+        for step in next(iter(results.values())).parts
+    ]
+    sections.append(("KiB per idle connection (resident memory; Redis: its data)", lambda result: result.memory))
     lines = []
-    for title, figures in (
-        ("CPU µs per saturated echo", lambda result: result.parts),
-        ("KiB per idle connection (resident memory; Redis: its data)", lambda result: result.memory),
-    ):
+    for title, figures in sections:
         lines += [f"{title}, by process:", ""]
         for name, result in results.items():
             lines.append(f"- {name}: " + ", ".join(f"{part} {value:,.1f}" for part, value in figures(result).items()))

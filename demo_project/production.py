@@ -24,7 +24,19 @@ ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
 #: Seconds a stopping qcluster gets before SIGKILL (its heartbeat run ends within a second or two).
 QCLUSTER_STOP_TIMEOUT = 30.0
-DAPHNE = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "--websocket_timeout", "-1"]
+#: Connections the kernel queues for a daphne process until it accepts them. daphne's own (Twisted's
+#: default) is 50: in a storm of connects the kernel drops the SYNs beyond it, and those clients
+#: wait a second for TCP to send theirs again (uvicorn queues 2,048, Node 511).
+BACKLOG = 1024
+
+
+def daphne_command(
+    port: int, *options: str, application: str = "demo_project.asgi:application", host: str = "127.0.0.1"
+) -> list[str]:
+    """daphne serving ``application`` on ``host:port`` with a listen backlog of ``BACKLOG`` (and
+    more daphne ``options``)."""
+    endpoint = f"tcp:port={port}:interface={host}:backlog={BACKLOG}"
+    return [sys.executable, "-m", "daphne", "-e", endpoint, "--websocket_timeout", "-1", *options, application]
 
 
 def create_database(name: str) -> None:
@@ -80,7 +92,7 @@ def main() -> int:
     commands = [
         [*manage, "sioless_worker", "--shard", "0"],
         [*manage, "sioless_worker", "--shard", "1"],
-        *([*DAPHNE, "-p", str(port), "demo_project.asgi:application"] for port in daphne_ports),
+        *(daphne_command(port) for port in daphne_ports),
     ]
     processes = [subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True) for command in commands]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

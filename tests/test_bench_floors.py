@@ -18,6 +18,8 @@ def test_a_floor_answers_every_echo_and_delivers_every_broadcast(name: str) -> N
     layer = redis.Redis(host="127.0.0.1", port=6379)
     with SERVERS[name]() as topology:
         echoed = next(run_phase(topology, layer, "echo", 3, 5))
-        broadcast = next(run_phase(topology, layer, "broadcast", 4, 3))
+        broadcasting = run_phase(topology, layer, "broadcast", 4, 3)
+        filled, broadcast = next(broadcasting), next(broadcasting)
     assert (echoed.result["events"], echoed.result["lost"]) == (15, 0)
+    assert filled.result["joined"] == 4
     assert (broadcast.result["deliveries"], broadcast.result["lost"]) == (12, 0)

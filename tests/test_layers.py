@@ -13,10 +13,10 @@ import pytest
 import redis
 from channels.exceptions import ChannelFull
 
-from sioless.layers import InMemoryChannelLayer, RedisChannelLayer, receive_batch
+from sioless.layers import InMemoryChannelLayer, RedisChannelLayer, receive_batch, redis_layer
 from sioless.layers.inbox import Inbox
 from sioless.layers.redis_layer import Outgoing
-from sioless.layers.scripts import RECEIVE_SCRIPT, SEND_SCRIPT
+from sioless.layers.scripts import RECEIVE_SCRIPT, SEND_SCRIPT, TAKE_SCRIPT
 
 CAPACITY = 6
 HOSTS = [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}]
@@ -116,7 +116,32 @@ async def test_a_worker_takes_a_batch_and_what_it_did_not_acknowledge_is_put_bac
     assert [message["n"] for message, _ in taken] == [0, 1, 2, 3, 4]
     await layer.acknowledge("sioless.worker.0", [receipt for _, receipt in taken[:2]])
     assert await layer.restore("sioless.worker.0") == 3
-    assert [message["n"] for message, _ in await layer.take("sioless.worker.0")] == [2, 3, 4]
+    # at once: what is put back wakes no waiting take up (the layer's wait for a wake-up is 5 s)
+    again = await asyncio.wait_for(layer.take("sioless.worker.0"), 1)
+    assert [message["n"] for message, _ in again] == [2, 3, 4]
+
+
+async def test_a_take_after_the_channel_emptied_waits_in_redis_then_takes_once(
+    layer: RedisChannelLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that keeps up takes each message in two round trips: its wait for the wake-up, then
+    one take (not a take that finds the channel empty first)."""
+    scripts: list[str] = []
+    run_script = redis_layer.run_script
+
+    async def counted(connection: object, script: str, *args: object) -> object:
+        scripts.append(script)
+        return await run_script(connection, script, *args)
+
+    monkeypatch.setattr(redis_layer, "run_script", counted)
+    await layer.send("sioless.worker.0", {"type": "m", "n": 0})
+    assert [message["n"] for message, _ in await layer.take("sioless.worker.0")] == [0]
+    waiting = asyncio.ensure_future(layer.take("sioless.worker.0"))
+    await asyncio.sleep(0.1)
+    takes_before = scripts.count(TAKE_SCRIPT)
+    await layer.send("sioless.worker.0", {"type": "m", "n": 1})
+    assert [message["n"] for message, _ in await asyncio.wait_for(waiting, 1)] == [1]
+    assert scripts.count(TAKE_SCRIPT) - takes_before == 1 and takes_before == 1
 
 
 async def test_a_batch_reaches_each_consumer_in_order(layer: RedisChannelLayer) -> None:

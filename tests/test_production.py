@@ -160,6 +160,8 @@ def test_the_production_recipe_serves_the_quickstart_through_haproxy(deployment:
         f"sioless-daphne@{deployment.ports['8002']}",
         "haproxy",
     }
+    # a storm of connects waits in the kernel's queue, not a second for TCP to retry (daphne's own: 50)
+    assert [listen_backlog(deployment.ports[port]) for port in ("8001", "8002")] == [1024, 1024]
     balancer = f"127.0.0.1:{deployment.ports[':80']}"
     assert run_clients(shell, balancer) == PRINTED
     asyncio.run(stays_connected_through_worker_restarts(deployment, f"http://{balancer}"))
@@ -168,6 +170,13 @@ def test_the_production_recipe_serves_the_quickstart_through_haproxy(deployment:
     del missing["DATABASE_PASSWORD"]
     done = subprocess.run(["python", "manage.py", "check"], cwd=shell.cwd, env=missing, capture_output=True, text=True)
     assert done.returncode != 0 and "the environment variable DATABASE_PASSWORD" in done.stderr
+
+
+def listen_backlog(port: int) -> int:
+    """How many connections the kernel queues for the socket listening on ``port`` (``ss``: the
+    listening socket's Send-Q)."""
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True)
+    return int(listening.stdout.split()[2])
 
 
 async def stays_connected_through_worker_restarts(deployment: Deployment, url: str) -> None:

@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+from demo_project.production import daphne_command
 from tests.support.processes import ROOT, Process, django_env
 from tests.support.services import PG_BIN
 
@@ -145,8 +146,7 @@ class Topology:
         """daphne and the worker of ``shard`` on ``name`` (once it ``serves`` the shard, or else
         once it runs: a standby took the shard while the host was away)."""
         host = self.network[name]
-        daphne = [sys.executable, "-m", "daphne", "-b", host.address, "-p", str(HTTP_PORT)]
-        daphne += ["--websocket_timeout", "-1", "--access-log", "/dev/null", "demo_project.asgi:application"]
+        daphne = daphne_command(HTTP_PORT, "--access-log", "/dev/null", host=host.address)
         wait_for(host.address, HTTP_PORT, self.start(f"{name}-daphne", host, daphne))
         worker = self.start(f"{name}-worker", host, [*WORKER, "--shard", str(shard)])
         worker.wait_for_log(f"serving shard {shard}" if serves else "for shards")

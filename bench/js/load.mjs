@@ -6,7 +6,8 @@
 //   storm <connections> <hold seconds>   open the connections (100 at a time); then hold them idle
 //   echo <clients> <events> [<per second>] each client sends <events> acked echoes: one after
 //                                        another (closed loop), or each paced at <per second>
-//   broadcast <receivers> <events>       receivers join a room; one client broadcasts to it <events> times
+//   broadcast <receivers> <events>       receivers connect and join a room (a step); one client broadcasts
+//                                        to it <events> times (a step)
 // Before each step it prints "ready" (what the step needs is set up: connections opened, rooms
 // joined), then waits for a line on stdin (the runner lets the servers settle and reads their
 // counters in between), runs the step and prints one JSON line with what it measured.
@@ -161,9 +162,13 @@ const phases = {
   },
 
   async broadcast(url, receivers, events) {
-    const opened = await connectMany(url, Number(receivers) + 1);
+    let opened = [];
+    await step(async () => {
+      opened = await connectMany(url, Number(receivers) + 1);
+      await Promise.all(opened.slice(1).map((connection) => connection.call("join", "bench")));
+      return { joined: opened.length - 1 };
+    });
     const [sender, ...rest] = opened;
-    await Promise.all(rest.map((connection) => connection.call("join", "bench")));
     const latencies = [];
     const expected = rest.length * Number(events);
     let allDelivered;

@@ -56,11 +56,14 @@ return made
 """
 #: KEYS: a durable channel, its in-flight set, its wake-up list; ARGV: the most messages to take.
 #: Moves the first messages into the in-flight set, where each stays until acknowledged (for as
-#: long as it takes: the set never expires); none: clears the wake-ups.
+#: long as it takes: the set never expires). Clears the wake-ups once it took the last message
+#: (fewer than asked for: the next message sent wakes the receiver up again).
 TAKE_SCRIPT = """
 local taken = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
-if #taken == 0 then
+if #taken / 2 < tonumber(ARGV[1]) then
     redis.call('DEL', KEYS[3])
+end
+if #taken == 0 then
     return taken
 end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #taken / 2 - 1)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from demo_project.production import DAPHNE, free_port, port_open
+from demo_project.production import daphne_command, free_port, port_open
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -110,7 +110,7 @@ def django_env(settings: str, **extra: str) -> dict[str, str]:
 def daphne(name: str, env: dict[str, str]) -> tuple[Process, str]:
     """A daphne process serving the project; returns it with its base URL."""
     port = free_port()
-    process = Process(name, [*DAPHNE, "-p", str(port), "demo_project.asgi:application"], env)
+    process = Process(name, daphne_command(port), env)
     process.wait_for_port(port)
     return process, f"http://127.0.0.1:{port}"
 
