@@ -1,8 +1,9 @@
 """The Django app: finds the project's handlers when Django starts, hooks the heartbeat to django-q2,
-and keeps polling sids out of runserver's request log."""
+keeps polling sids out of runserver's request log, and sets the garbage collector's thresholds."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from importlib import import_module
 
@@ -19,11 +20,14 @@ class SiolessConfig(AppConfig):
     verbose_name = "Socket.IO"
 
     def ready(self) -> None:
-        """Import every installed app's ``sockets`` module and ``HANDLER_MODULES``."""
-        from . import checks  # noqa: F401  (registers the system checks)
+        """Import every installed app's ``sockets`` module and ``HANDLER_MODULES``; set
+        ``GC_THRESHOLD`` (a value ``check_gc_threshold`` refuses is left to the system check)."""
+        from .checks import check_gc_threshold  # also registers the system checks
         from .conf import conf
         from .sids import SessionKeysOnly
 
+        if conf.GC_THRESHOLD is not None and not check_gc_threshold():
+            gc.set_threshold(*conf.GC_THRESHOLD)
         logging.getLogger(RUNSERVER_LOG).addFilter(SessionKeysOnly())
         autodiscover_modules("sockets")
         for module in conf.HANDLER_MODULES:

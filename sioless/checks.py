@@ -57,12 +57,24 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         values = raw.get(key, [])
         if not isinstance(values, (list, tuple)) or not all(isinstance(value, str) for value in values):
             errors.append(Error(f"SIOLESS[{key!r}] must be a list of {what}.", id="sioless.E005"))
-    errors += check_json_encoder() + check_parser()
+    errors += check_json_encoder() + check_parser() + check_gc_threshold()
     if errors:
         return errors
     return (
         check_heartbeat() + check_channel_layer() + check_database_connections() + check_recovery() + check_admin_ui()
     )
+
+
+def check_gc_threshold() -> list[CheckMessage]:
+    """``GC_THRESHOLD``: None, or the three thresholds of ``gc.set_threshold``."""
+    value = getattr(settings, "SIOLESS", {}).get("GC_THRESHOLD", DEFAULTS["GC_THRESHOLD"])
+    if value is None or (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value)
+    ):
+        return []
+    return [Error("SIOLESS['GC_THRESHOLD'] must be None or three integers (gc.set_threshold's).", id="sioless.E011")]
 
 
 def check_json_encoder() -> list[CheckMessage]:

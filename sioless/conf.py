@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "CONNECTION_STATE_RECOVERY": False,
     "MAX_DISCONNECTION_DURATION": 120.0,
     "RECOVERY_SKIPS_CONNECT_HANDLERS": True,
+    "GC_THRESHOLD": (10_000, 10, 10),
 }
 
 
@@ -188,6 +189,13 @@ class Settings:
     def RECOVERY_SKIPS_CONNECT_HANDLERS(self) -> bool:
         """A recovered socket skips the middlewares and the connect handler (Node's ``skipMiddlewares``)."""
         return bool(self._get("RECOVERY_SKIPS_CONNECT_HANDLERS"))
+
+    @functools.cached_property
+    def GC_THRESHOLD(self) -> tuple[int, ...] | None:
+        """The cyclic garbage collector's thresholds (``gc.set_threshold``) of every process that
+        loads sioless, set as Django starts; None: as the project leaves them."""
+        value = self._get("GC_THRESHOLD")
+        return None if value is None else tuple(value)
 
 
 @functools.lru_cache(maxsize=8)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.core.checks import CheckMessage
 from pytest_django.fixtures import Settings
 
@@ -39,6 +41,9 @@ def test_the_test_settings_pass() -> None:
         ({"JSON_ENCODER": "json.dumps"}, ["sioless.E007"]),
         ({"PARSER": "no.such.parser"}, ["sioless.E009"]),
         ({"PARSER": "json"}, ["sioless.E009"]),
+        ({"GC_THRESHOLD": 10_000}, ["sioless.E011"]),
+        ({"GC_THRESHOLD": (10_000, 10)}, ["sioless.E011"]),
+        ({"GC_THRESHOLD": (10_000, -1, 10)}, ["sioless.E011"]),
     ],
 )
 def test_bad_settings_are_reported(settings: Settings, sioless: Any, expected: list[str]) -> None:
@@ -109,3 +114,16 @@ def test_a_setting_is_read_again_once_changed(settings: Settings) -> None:
     assert conf.EMBEDDED_WORKER is True
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS}}
     assert conf.EMBEDDED_WORKER is False  # read from the channel layers, which changed
+
+
+@pytest.mark.parametrize("threshold", [(5_000, 20, 30), None])
+def test_django_starting_sets_the_collector_s_thresholds(settings: Settings, threshold: Any) -> None:
+    """As Django starts (the app's ``ready``), each process gets ``GC_THRESHOLD``, or keeps its own."""
+    kept = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        settings.SIOLESS = {"GC_THRESHOLD": threshold}
+        apps.get_app_config("sioless").ready()
+        assert gc.get_threshold() == (threshold or (700, 10, 10))
+    finally:
+        gc.set_threshold(*kept)
