@@ -20,7 +20,7 @@ BENCH_CLIENTS := bench/js/node_modules/.installed
 DEBIAN_TOOLS := /usr/bin/chromium /usr/sbin/haproxy /usr/bin/sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo demo-production test test-fast test-e2e test-newest docs cluster-check cluster-compare lint bench bench-idle bench-footprint bench-storm
+.PHONY: demo demo-production test test-fast test-e2e test-newest docs cluster-check cluster-compare cluster-bench lint bench bench-idle bench-footprint bench-storm
 
 demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
@@ -71,13 +71,19 @@ docs: $(INSTALLED)
 
 # Ten hosts of this machine (network namespaces; as root, else skipped with the reason): Redis with
 # a replica and Sentinels, PostgreSQL, two application hosts, HAProxy, a load client; one JSON line.
-cluster-check: $(INSTALLED) $(DEBIAN_TOOLS)
-	$(BIN)/python -m bench.cluster --clients 100
+cluster-check: $(INSTALLED) $(DEBIAN_TOOLS) $(BENCH_CLIENTS)
+	$(BIN)/python -m bench.cluster --clients 100 --reconnect 1000
 
 # The cluster check's faults for sioless and, beside it, for python-socketio deployed on the same hosts.
-cluster-compare: $(INSTALLED) $(DEBIAN_TOOLS)
-	$(BIN)/python -m bench.cluster --clients 100
-	$(BIN)/python -m bench.cluster --clients 100 --server python-socketio
+cluster-compare: $(INSTALLED) $(DEBIAN_TOOLS) $(BENCH_CLIENTS)
+	$(BIN)/python -m bench.cluster --clients 100 --reconnect 1000
+	$(BIN)/python -m bench.cluster --clients 100 --reconnect 1000 --server python-socketio
+
+# Both servers with a mass reconnect of 9,000 connections, half of them dropped at once (HAProxy
+# needs two file descriptors a connection, and this machine allows a process 20,000).
+cluster-bench: $(INSTALLED) $(DEBIAN_TOOLS) $(BENCH_CLIENTS)
+	$(BIN)/python -m bench.cluster --clients 100 --reconnect 9000
+	$(BIN)/python -m bench.cluster --clients 100 --reconnect 9000 --server python-socketio
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -8,7 +8,13 @@ removed at the end, whatever happens.
 deploys on the same hosts instead: uvicorn on each application host, ``AsyncRedisManager`` through
 the same Sentinels, HAProxy with sticky sessions (a cookie), which python-socketio's polling needs.
 
+``--reconnect N`` ends with a mass reconnect: N lean WebSockets (``bench/js/load.mjs``) through
+HAProxy, then app1's ASGI server killed (as a deploy restarts it): its clients reconnect as
+socket.io-client does by default, by way of the other host; the seconds they were away (the
+client's reconnection delay of 0.5-1.5 s included) and those their last attempt took.
+
 Usage (as root): python -m bench.cluster [--clients N] [--delay-ms MS] [--server sioless|python-socketio]
+    [--reconnect N]
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.run import LOAD_CLIENT
 from tests.support.processes import ARTIFACTS, ROOT
 
 from .network import Network, sh
@@ -114,6 +121,42 @@ def fault(load: Load, name: str, act: Callable[[], None], then: Callable[[], Non
     return outcome
 
 
+def mass_reconnect(topology: Topology, connections: int) -> dict[str, Any]:
+    """``connections`` WebSockets through the balancer; app1's ASGI server killed; what its
+    clients counted until each was back (by way of app2), in their own time."""
+    command = ["node", str(LOAD_CLIENT), "reconnect", topology.url, str(connections)]
+    with subprocess.Popen(
+        topology.network["client"].command(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as client:
+        opened = client_step(client)
+        server = next(name for name in ("app1-daphne", "app1-uvicorn") if name in topology.processes)
+        topology.processes[server].popen.kill()
+        reconnected = client_step(client)
+        client.communicate("end\n", timeout=30)
+    outcome = {
+        "connections": opened["connected"],
+        "lost": reconnected["lost"],
+        "back": reconnected["back"],
+        "connected_after": reconnected["connected"],
+        "away_p50_s": round(reconnected.get("p50", 0) / 1000, 2),
+        "away_p99_s": round(reconnected.get("p99", 0) / 1000, 2),
+        "reconnect_p50_s": round(reconnected["connect"].get("p50", 0) / 1000, 2),
+        "reconnect_p99_s": round(reconnected["connect"].get("p99", 0) / 1000, 2),
+    }
+    print(f"mass reconnect: {outcome}", file=sys.stderr)
+    return outcome
+
+
+def client_step(client: subprocess.Popen[str]) -> dict[str, Any]:
+    """Let a load client (``bench/js/load.mjs``) run its next step; what it measured."""
+    assert client.stdin is not None and client.stdout is not None
+    if client.stdout.readline().strip() != "ready":
+        raise RuntimeError("the load client failed")
+    client.stdin.write("go\n")
+    client.stdin.flush()
+    return dict(json.loads(client.stdout.readline()))
+
+
 def deploy_sioless(topology: Topology) -> None:
     """PostgreSQL, and on each application host daphne, the worker of a shard, a standby for
     every shard and a qcluster; HAProxy without stickiness."""
@@ -145,7 +188,7 @@ SERVERS: dict[str, tuple[Callable[[Topology], None], Callable[[Topology, str], N
 }
 
 
-def check(clients: int, delay_ms: float, server: str = "sioless") -> dict[str, Any]:
+def check(clients: int, delay_ms: float, server: str = "sioless", reconnecting: int = 0) -> dict[str, Any]:
     network = Network(HOSTS, delay_ms)
     home = Path(tempfile.mkdtemp(prefix="sioless-cluster-"))
     home.chmod(0o755)
@@ -184,6 +227,10 @@ def check(clients: int, delay_ms: float, server: str = "sioless") -> dict[str, A
             outcome["healed_after_s"] is not None for outcome in faults.values()
         )
         load.popen.kill()
+        if reconnecting:
+            reconnect = result["mass_reconnect"] = mass_reconnect(topology, reconnecting)
+            everyone_back = reconnect["back"] == reconnect["lost"] > 0
+            result["ok"] &= everyone_back and reconnect["connected_after"] == reconnect["connections"] == reconnecting
     finally:
         topology.stop()
         shutil.rmtree(home, ignore_errors=True)
@@ -206,9 +253,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--delay-ms", type=float, default=1.0)
     parser.add_argument("--server", choices=sorted(SERVERS), default="sioless")
+    parser.add_argument("--reconnect", type=int, default=0, help="connections of the mass reconnect (0: none)")
     args = parser.parse_args()
     why_not = can_make_namespaces()
-    result = {"ok": True, "skipped": why_not} if why_not else check(args.clients, args.delay_ms, args.server)
+    if why_not:
+        result: dict[str, Any] = {"ok": True, "skipped": why_not}
+    else:
+        result = check(args.clients, args.delay_ms, args.server, args.reconnect)
     print(json.dumps(result))
     sys.exit(0 if result["ok"] else 1)
 

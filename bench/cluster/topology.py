@@ -6,6 +6,7 @@ tests/artifacts/cluster-*.log."""
 
 from __future__ import annotations
 
+import resource
 import socket
 import subprocess
 import sys
@@ -27,6 +28,9 @@ APP_HOSTS = ["app1", "app2"]
 SENTINELS = ["s1", "s2", "s3"]
 HOSTS = ["redis1", "redis2", *SENTINELS, "db", *APP_HOSTS, "lb", "client"]
 WORKER = [sys.executable, "manage.py", "sioless_worker"]
+#: Connections HAProxy takes at once: each needs two file descriptors (the client's, the server's)
+#: within this machine's limit, which HAProxy cannot raise here (the hard `ulimit -n`).
+BALANCER_MAXCONN = (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 1000) // 2
 #: Seconds a service gets to start.
 START_TIMEOUT = 60.0
 
@@ -186,7 +190,8 @@ class Topology:
         stickiness = "    cookie SERVERID insert indirect nocache\n" if sticky else ""
         configuration = self.home / "haproxy.cfg"
         configuration.write_text(
-            "defaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n"
+            f"global\n    maxconn {BALANCER_MAXCONN}\n"
+            f"defaults\n    mode http\n    maxconn {BALANCER_MAXCONN}\n    timeout connect 2s\n    timeout client 60s\n"
             "    timeout server 60s\n    timeout tunnel 1h\n"
             f"frontend web\n    bind {host.address}:{HTTP_PORT}\n    default_backend app\n"
             f"backend app\n    balance roundrobin\n    option redispatch\n    retries 3\n{stickiness}{servers}"

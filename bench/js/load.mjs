@@ -8,6 +8,9 @@
 //                                        another (closed loop), or each paced at <per second>
 //   broadcast <receivers> <events>       receivers connect and join a room (a step); one client broadcasts
 //                                        to it <events> times (a step)
+//   reconnect <connections>              open the connections (a step); then (the runner has taken a server
+//                                        down) wait until each one lost is back, reconnecting as
+//                                        socket.io-client does by default (a step)
 // Before each step it prints "ready" (what the step needs is set up: connections opened, rooms
 // joined), then waits for a line on stdin (the runner lets the servers settle and reads their
 // counters in between), runs the step and prints one JSON line with what it measured.
@@ -16,6 +19,11 @@ import WebSocket from "ws";
 
 const CONCURRENT_CONNECTS = 100;
 const ACK_TIMEOUT_MS = 10000; // an ack that never comes is counted as lost, not waited for forever
+// socket.io-client's defaults: the first attempt after 1 s ± 50%, the delay doubled to 5 s at most
+const RECONNECTION_DELAY_MS = 1000;
+const RECONNECTION_DELAY_MAX_MS = 5000;
+const RECONNECTED_WITHIN_MS = 60000; // a connection lost and not back by then is counted as not back
+const LOSSES_NOTICED_MS = 2000; // how long the reconnect step waits for the connections a fault drops
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
 async function step(result) {
@@ -34,6 +42,7 @@ class Connection {
     this.connected = false;
     this.pings = 0;
     this.onEvent = null;
+    this.onLost = null;
     this.disconnectReason = null;
     // no permessage-deflate: servers that accept it (uvicorn's) would compress every frame both ways
     const endpoint = `${url.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`;
@@ -68,8 +77,11 @@ class Connection {
   }
 
   closed(reason) {
-    if (this.connected) this.disconnectReason = reason;
+    const lost = this.connected;
+    if (lost) this.disconnectReason = reason;
     this.connected = false;
+    if (lost) this.onLost?.();
+    else this.ready[1](new Error(`closed before it connected: ${reason}`));
     for (const answer of this.acks.values()) answer(null);
     this.acks.clear();
   }
@@ -110,6 +122,29 @@ function percentiles(latencies) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Keep ``connections[index]`` connected: once lost, connect again as socket.io-client does; count
+ * each loss in ``losses.lost``, push the milliseconds it was away to ``losses.downtimes`` and those
+ * its last attempt took (the server's part: the rest is the client's delay) to ``losses.connects``. */
+function keepConnected(url, connections, index, losses) {
+  connections[index].onLost = async () => {
+    losses.lost++;
+    const lostAt = performance.now();
+    for (let delay = RECONNECTION_DELAY_MS; ; delay = Math.min(2 * delay, RECONNECTION_DELAY_MAX_MS)) {
+      await sleep(delay * (0.5 + Math.random()));
+      const attempted = performance.now();
+      try {
+        connections[index] = await connect(url);
+        losses.connects.push(performance.now() - attempted);
+        break;
+      } catch {
+        // refused or failed: the next attempt waits longer
+      }
+    }
+    losses.downtimes.push(performance.now() - lostAt);
+    keepConnected(url, connections, index, losses);
+  };
+}
 
 const phases = {
   async storm(url, connections, holdSeconds) {
@@ -186,6 +221,26 @@ const phases = {
       }
       await Promise.race([delivered, sleep(ACK_TIMEOUT_MS)]);
       return { deliveries: latencies.length, lost: expected - latencies.length, ...percentiles(latencies) };
+    });
+    return opened;
+  },
+
+  async reconnect(url, connections) {
+    let opened = [];
+    await step(async () => {
+      opened = await connectMany(url, Number(connections));
+      return { connected: opened.length };
+    });
+    const losses = { lost: 0, downtimes: [], connects: [] };
+    opened.forEach((_, index) => keepConnected(url, opened, index, losses));
+    await step(async () => {
+      await sleep(LOSSES_NOTICED_MS);
+      const deadline = performance.now() + RECONNECTED_WITHIN_MS;
+      while (losses.downtimes.length < losses.lost && performance.now() < deadline) await sleep(100);
+      const connected = opened.filter((connection) => connection.connected).length;
+      const connects = percentiles(losses.connects);
+      const back = losses.downtimes.length;
+      return { lost: losses.lost, back, connected, ...percentiles(losses.downtimes), connect: connects };
     });
     return opened;
   },
