@@ -49,7 +49,7 @@ test-e2e: $(INSTALLED) $(NODE_CLIENTS) $(DEMO_CLIENT) $(BENCH_CLIENTS) $(DEBIAN_
 # heartbeats, the demo's browser, the recipe behind HAProxy): the first run covers it, and
 # `make test` stays within CI's 30 minutes.
 NEWEST_E2E := $(addprefix tests/,test_e2e_node.py test_e2e_python.py test_polling.py test_api.py \
-	test_msgpack.py test_security.py test_quickstart.py)
+	test_msgpack.py test_security.py test_hostile.py test_quickstart.py)
 ifeq ($(NEWEST_PYTHON),)
 test-newest:
 	@echo "test-newest skipped: this machine has no python3.13"

@@ -30,7 +30,7 @@ HOSTS = ["redis1", "redis2", *SENTINELS, "db", *APP_HOSTS, "lb", "client"]
 WORKER = [sys.executable, "manage.py", "sioless_worker"]
 #: Connections HAProxy takes at once: each needs two file descriptors (the client's, the server's)
 #: within this machine's limit, which HAProxy cannot raise here (the hard `ulimit -n`).
-BALANCER_MAXCONN = (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 1000) // 2
+BALANCER_MAXCONN = min(50_000, (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 1000) // 2)
 #: Seconds a service gets to start.
 START_TIMEOUT = 60.0
 
