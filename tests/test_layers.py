@@ -212,6 +212,33 @@ async def test_the_in_memory_layer_keeps_a_queue_someone_waits_on() -> None:
     assert (await asyncio.wait_for(waiting, 1))["n"] == 1
 
 
+async def test_the_in_memory_layer_refuses_a_full_channel_and_keeps_what_a_cancelled_receive_missed() -> None:
+    layer = InMemoryChannelLayer(capacity=1)
+    await layer.send("c", {"type": "m", "n": 0})
+    with pytest.raises(ChannelFull):
+        await layer.send("c", {"type": "m", "n": 1})
+    assert (await layer.receive("c"))["n"] == 0
+    receiving = asyncio.ensure_future(layer.receive("c"))
+    await asyncio.sleep(0)  # it waits
+    await layer.send("c", {"type": "m", "n": 2})  # its message came...
+    receiving.cancel()  # ...and it was cancelled before it ran again
+    with pytest.raises(asyncio.CancelledError):
+        await receiving
+    assert (await asyncio.wait_for(layer.receive("c"), 1))["n"] == 2
+
+
+async def test_an_expired_message_takes_its_channel_out_of_its_groups() -> None:
+    """As with Channels' own layer: a channel whose message expired unread has no reader left."""
+    layer = InMemoryChannelLayer(expiry=0)
+    layer.EXPIRED_SWEEP_INTERVAL = 0.0
+    await layer.group_add("room", "gone")
+    await layer.group_add("room", "here")
+    await layer.send("gone", {"type": "m"})
+    await asyncio.sleep(0.01)
+    layer._clean_expired()
+    assert list(layer.groups["room"]) == ["here"] and "gone" not in layer.channels
+
+
 async def test_the_in_memory_layer_delivers_a_copy_of_what_was_sent() -> None:
     """What the sender changes after a send does not reach the receiver (as through Redis)."""
     layer = InMemoryChannelLayer()
