@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Any
@@ -11,26 +10,23 @@ from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer as ChannelsInMemoryLayer
 
 from .copying import copied, copier
+from .inbox import Waited
 
 
-class Channel:
-    """One channel's messages, each with when it expires, at most ``capacity`` of them, and the
-    receive waiting for the next one: a list and a future (the stock layer's ``asyncio.Queue``
-    costs ~3 KiB a channel, four deques, and every connection has a channel)."""
+class Channel(Waited[tuple[float, dict[str, Any]]]):
+    """One channel's messages, each with when it expires, at most ``capacity`` of them (the stock
+    layer's ``asyncio.Queue`` costs ~3 KiB a channel, and every connection has a channel)."""
 
-    __slots__ = ("capacity", "messages", "waiter")
+    __slots__ = ("capacity",)
 
     def __init__(self, capacity: int) -> None:
+        super().__init__()
         self.capacity = capacity
-        self.messages: list[tuple[float, dict[str, Any]]] = []
-        self.waiter: asyncio.Future[tuple[float, dict[str, Any]]] | None = None
 
     def put(self, expires: float, message: dict[str, Any]) -> bool:
         """Hand a message to the receive waiting, or keep it for the next one; False: the channel
         is full (the message is not kept)."""
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result((expires, message))
+        if self.hand_over((expires, message)):
             return True
         if len(self.messages) >= self.capacity:
             return False
@@ -38,21 +34,8 @@ class Channel:
         return True
 
     async def get(self) -> dict[str, Any]:
-        """The next message (one receive at a time); a receive cancelled as its message came
-        leaves it for the next."""
-        if self.messages:
-            return self.messages.pop(0)[1]
-        assert self.waiter is None, "one receive at a time"
-        waiter = self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            return (await waiter)[1]
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.messages.insert(0, waiter.result())
-            raise
-        finally:
-            if self.waiter is waiter:
-                self.waiter = None
+        """The next message."""
+        return (await self.next())[1]
 
     def take_waiting(self, limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` of the messages waiting, taken."""
