@@ -318,23 +318,36 @@ def run_phase(topology: Topology, layer: redis.Redis, phase: str, *args: int) ->
         assert client.stdin is not None and client.stdout is not None
         for _ in range(STEPS.get(phase, 1)):
             # the client's set-up (its connections, its joins) is done and settled before counting
-            if client.stdout.readline().strip() != "ready":
-                raise RuntimeError(f"the load client failed before {phase}")
+            wait_until_ready(client, phase)
             settle(topology, layer)
             before, client_before = topology.cpu_parts(layer), cpu_seconds([client.pid])
             requests_before = topology.requests(layer)
-            client.stdin.write("go\n")
-            client.stdin.flush()
-            line = client.stdout.readline()
-            if not line:
-                raise RuntimeError(f"the load client failed in {phase}")
+            measured = run_step(client, phase)
             after, requests = topology.cpu_parts(layer), topology.requests(layer)
             parts = {part: after[part] - before[part] for part in after}
             requests = {name: count - requests_before.get(name, 0) for name, count in requests.items()}
             client_cpu = cpu_seconds([client.pid]) - client_before
-            yield Step(json.loads(line), parts, client_cpu, {name: count for name, count in requests.items() if count})
+            yield Step(measured, parts, client_cpu, {name: count for name, count in requests.items() if count})
         client.stdin.write("end\n")
         client.stdin.flush()
+
+
+def wait_until_ready(client: subprocess.Popen[str], phase: str) -> None:
+    """Wait for the load client (``bench/js/load.mjs``) to have set its next step up."""
+    assert client.stdout is not None
+    if client.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"the load client failed before {phase}")
+
+
+def run_step(client: subprocess.Popen[str], phase: str) -> dict[str, Any]:
+    """Let the load client run the step it set up; what it measured."""
+    assert client.stdin is not None and client.stdout is not None
+    client.stdin.write("go\n")
+    client.stdin.flush()
+    line = client.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the load client failed in {phase}")
+    return dict(json.loads(line))
 
 
 def measure(topology: Topology, layer: redis.Redis, phases: dict[str, tuple[int | float, ...]]) -> Results:

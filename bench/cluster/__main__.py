@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.run import LOAD_CLIENT
+from bench.run import LOAD_CLIENT, run_step, wait_until_ready
 from tests.support.processes import ARTIFACTS, ROOT
 
 from .network import Network, sh
@@ -128,10 +128,12 @@ def mass_reconnect(topology: Topology, connections: int) -> dict[str, Any]:
     with subprocess.Popen(
         topology.network["client"].command(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     ) as client:
-        opened = client_step(client)
+        wait_until_ready(client, "reconnect")
+        opened = run_step(client, "reconnect")
+        wait_until_ready(client, "reconnect")
         server = next(name for name in ("app1-daphne", "app1-uvicorn") if name in topology.processes)
         topology.processes[server].popen.kill()
-        reconnected = client_step(client)
+        reconnected = run_step(client, "reconnect")
         client.communicate("end\n", timeout=30)
     outcome = {
         "connections": opened["connected"],
@@ -145,16 +147,6 @@ def mass_reconnect(topology: Topology, connections: int) -> dict[str, Any]:
     }
     print(f"mass reconnect: {outcome}", file=sys.stderr)
     return outcome
-
-
-def client_step(client: subprocess.Popen[str]) -> dict[str, Any]:
-    """Let a load client (``bench/js/load.mjs``) run its next step; what it measured."""
-    assert client.stdin is not None and client.stdout is not None
-    if client.stdout.readline().strip() != "ready":
-        raise RuntimeError("the load client failed")
-    client.stdin.write("go\n")
-    client.stdin.flush()
-    return dict(json.loads(client.stdout.readline()))
 
 
 def deploy_sioless(topology: Topology) -> None:
