@@ -43,7 +43,10 @@ class Channel(Waited[tuple[float, dict[str, Any]]]):
         return [message for _, message in taken]
 
     def drop_expired(self, now: float) -> bool:
-        """Drop the messages expired at ``now``; whether there were any."""
+        """Drop the messages expired at ``now``; whether there were any (the first to come expires
+        first: a channel whose first has not is left as it is)."""
+        if not self.messages or self.messages[0][0] >= now:
+            return False
         fresh = [(expires, message) for expires, message in self.messages if expires >= now]
         dropped = len(fresh) < len(self.messages)
         self.messages = fresh
