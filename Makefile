@@ -20,7 +20,7 @@ BENCH_CLIENTS := bench/js/node_modules/.installed
 DEBIAN_TOOLS := /usr/bin/chromium /usr/sbin/haproxy /usr/bin/sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo demo-production test test-fast test-e2e test-newest docs cluster-check cluster-compare cluster-bench lint bench bench-idle bench-footprint bench-storm
+.PHONY: demo demo-production test test-fast test-e2e test-newest docs cluster-check cluster-compare cluster-bench cluster-scale lint bench bench-idle bench-footprint bench-storm
 
 demo: $(INSTALLED) $(DEMO_CLIENT)
 	$(BIN)/python manage.py migrate --noinput
@@ -84,6 +84,11 @@ cluster-compare: $(INSTALLED) $(DEBIAN_TOOLS) $(BENCH_CLIENTS)
 cluster-bench: $(INSTALLED) $(DEBIAN_TOOLS) $(BENCH_CLIENTS)
 	$(BIN)/python -m bench.cluster --clients 100 --reconnect 9000
 	$(BIN)/python -m bench.cluster --clients 100 --reconnect 9000 --server python-socketio
+
+# CPU and Redis requests per event on 1-3 application hosts and 1, 2 and 4 shards, and python-socketio
+# on 1-3 hosts (as root, ~12 minutes).
+cluster-scale: $(INSTALLED) $(DEBIAN_TOOLS) $(BENCH_CLIENTS)
+	$(BIN)/python -m bench.cluster.scale
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -103,9 +103,28 @@ class Topology:
             parts["redis"] = int(layer.info("memory")["used_memory"])
         return parts
 
+    def client_command(self, command: list[str]) -> list[str]:
+        """The load client's ``command`` as run beside the servers: as it is, on this machine."""
+        return command
+
     def stop(self) -> None:
         for process in self.processes:
             process.stop()
+
+
+class Measured(Protocol):
+    """What the load client's phases need of the servers they drive: where to reach them, how to
+    start the client, and what the servers (and Redis) did so far."""
+
+    url: str
+
+    def client_command(self, command: list[str]) -> list[str]: ...
+
+    def cpu_parts(self, layer: redis.Redis) -> dict[str, float]: ...
+
+    def cpu(self, layer: redis.Redis) -> float: ...
+
+    def requests(self, layer: redis.Redis) -> dict[str, int]: ...
 
 
 def sioless_env(settings: str, **extra: str) -> dict[str, str]:
@@ -280,7 +299,7 @@ class Results:
     requests: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def settle(topology: Topology, layer: redis.Redis) -> None:
+def settle(topology: Measured, layer: redis.Redis) -> None:
     """Wait (up to 30 s) until the servers are idle: what the last step left them doing (closing
     its connections) is not counted in the next."""
     for _ in range(60):
@@ -310,10 +329,10 @@ class Step:
 STEPS = {"storm": 2, "broadcast": 2}
 
 
-def run_phase(topology: Topology, layer: redis.Redis, phase: str, *args: int) -> Iterator[Step]:
+def run_phase(topology: Measured, layer: redis.Redis, phase: str, *args: int) -> Iterator[Step]:
     """Run a load-client phase; yield each step's result with the CPU the servers and the client
     used in it."""
-    command = ["node", str(LOAD_CLIENT), phase, topology.url, *map(str, args)]
+    command = topology.client_command(["node", str(LOAD_CLIENT), phase, topology.url, *map(str, args)])
     with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as client:
         assert client.stdin is not None and client.stdout is not None
         for _ in range(STEPS.get(phase, 1)):
@@ -323,11 +342,14 @@ def run_phase(topology: Topology, layer: redis.Redis, phase: str, *args: int) ->
             before, client_before = topology.cpu_parts(layer), cpu_seconds([client.pid])
             requests_before = topology.requests(layer)
             measured = run_step(client, phase)
-            after, requests = topology.cpu_parts(layer), topology.requests(layer)
+            after, requests_after = topology.cpu_parts(layer), topology.requests(layer)
             parts = {part: after[part] - before[part] for part in after}
-            requests = {name: count - requests_before.get(name, 0) for name, count in requests.items()}
-            client_cpu = cpu_seconds([client.pid]) - client_before
-            yield Step(measured, parts, client_cpu, {name: count for name, count in requests.items() if count})
+            requests = {
+                name: count - requests_before.get(name, 0)
+                for name, count in requests_after.items()
+                if count != requests_before.get(name, 0)
+            }
+            yield Step(measured, parts, cpu_seconds([client.pid]) - client_before, requests)
         client.stdin.write("end\n")
         client.stdin.flush()
 

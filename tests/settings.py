@@ -100,7 +100,7 @@ if SENTINEL:  # the broker must survive the failover too: the database
     del Q_CLUSTER["redis"]
 
 SIOLESS = {
-    "SHARDS": 2,
+    "SHARDS": int(os.environ.get("SIOLESS_TEST_SHARDS", "2")),
     "PING_INTERVAL": float(os.environ.get("SIOLESS_TEST_PING_INTERVAL", "25")),
     "PING_TIMEOUT": float(os.environ.get("SIOLESS_TEST_PING_TIMEOUT", "30")),
     "MAX_PAYLOAD": 100_000,

@@ -94,3 +94,10 @@ def words(line: str) -> list[str]:
 def in_order(wanted: list[str], found: list[str]) -> bool:
     remaining = iter(found)
     return all(word in remaining for word in wanted)
+
+
+def test_every_make_command_the_documentation_gives_is_a_target_of_the_makefile() -> None:
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    given = set(re.findall(r"`make ([a-z][a-z0-9-]*)", documentation()))
+    assert {"demo", "test"} <= given  # the two commands, at least
+    assert given - targets == set()

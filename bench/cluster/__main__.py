@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -35,8 +34,11 @@ from typing import Any
 from bench.run import LOAD_CLIENT, run_step, wait_until_ready
 from tests.support.processes import ARTIFACTS, ROOT
 
-from .network import Network, sh
-from .topology import APP_HOSTS, HOSTS, Topology
+from .network import Network, can_make_namespaces
+from .topology import APP_HOSTS, SERVICE_HOSTS, Topology
+
+#: The application hosts the check deploys on.
+CHECKED_HOSTS = APP_HOSTS[:2]
 
 #: Seconds within which every client must be served again after a fault.
 HEAL_WITHIN = 45.0
@@ -44,6 +46,8 @@ HEAL_WITHIN = 45.0
 NOTICED_WITHIN = 5.0
 #: Seconds the application host is cut from the network.
 CUT_FOR = 10.0
+#: Seconds PostgreSQL's host is away.
+DATABASE_DOWN_FOR = 5.0
 #: Seconds of the steady state whose echoes' round trips are reported, before the faults.
 STEADY_FOR = 5.0
 
@@ -153,24 +157,24 @@ def deploy_sioless(topology: Topology) -> None:
     """PostgreSQL, and on each application host daphne, the worker of a shard, a standby for
     every shard and a qcluster; HAProxy without stickiness."""
     topology.start_postgres()
-    for shard, name in enumerate(APP_HOSTS):
+    for shard, name in enumerate(CHECKED_HOSTS):
         topology.start_app(name, shard)
-    for name in APP_HOSTS:
+    for name in CHECKED_HOSTS:
         topology.start_standby(name)
-    topology.start_balancer()
+    topology.start_balancer(CHECKED_HOSTS)
 
 
 def sioless_back(topology: Topology, name: str) -> None:
     """An application host's processes started again after its loss (a standby serves its shard)."""
-    topology.start_app(name, APP_HOSTS.index(name), serves=False)
+    topology.start_app(name, CHECKED_HOSTS.index(name), serves=False)
     topology.start_standby(name)
 
 
 def deploy_python_socketio(topology: Topology) -> None:
     """uvicorn with python-socketio on each application host; HAProxy with sticky sessions."""
-    for name in APP_HOSTS:
+    for name in CHECKED_HOSTS:
         topology.start_python_socketio(name)
-    topology.start_balancer(sticky=True)
+    topology.start_balancer(CHECKED_HOSTS, sticky=True)
 
 
 #: Each server under test: how it is deployed, and how a lost application host comes back.
@@ -181,12 +185,12 @@ SERVERS: dict[str, tuple[Callable[[Topology], None], Callable[[Topology, str], N
 
 
 def check(clients: int, delay_ms: float, server: str = "sioless", reconnecting: int = 0) -> dict[str, Any]:
-    network = Network(HOSTS, delay_ms)
+    network = Network([*SERVICE_HOSTS, *CHECKED_HOSTS], delay_ms)
     home = Path(tempfile.mkdtemp(prefix="sioless-cluster-"))
     home.chmod(0o755)
     topology = Topology(network, home)
     deploy, back = SERVERS[server]
-    result: dict[str, Any] = {"ok": False, "server": server, "hosts": len(HOSTS), "clients": clients}
+    result: dict[str, Any] = {"ok": False, "server": server, "hosts": len(network.hosts), "clients": clients}
     try:
         network.create()
         result["link_delay_ms"] = None if network.no_delay else delay_ms
@@ -214,6 +218,16 @@ def check(clients: int, delay_ms: float, server: str = "sioless", reconnecting: 
             network["app2"].restore()
 
         faults[f"application host cut from the network for {CUT_FOR:.0f} s (app2)"] = fault(load, "app host cut", cut)
+
+        def restart_database() -> None:
+            network["db"].kill_all()
+            time.sleep(DATABASE_DOWN_FOR)
+            topology.run_postgres()
+
+        if topology.postgres_data.exists():  # python-socketio's deployment has no database
+            faults[f"PostgreSQL's host lost and back after {DATABASE_DOWN_FOR:.0f} s (kill -9 of db)"] = fault(
+                load, "database host restarted", restart_database
+            )
         result["totals"] = {name: count for name, count in load.latest().items() if name != "round_trips_ms"}
         result["ok"] = result["all_served_after_s"] is not None and all(
             outcome["healed_after_s"] is not None for outcome in faults.values()
@@ -227,17 +241,6 @@ def check(clients: int, delay_ms: float, server: str = "sioless", reconnecting: 
         topology.stop()
         shutil.rmtree(home, ignore_errors=True)
     return result
-
-
-def can_make_namespaces() -> str | None:
-    """Why this machine cannot run the check (None: it can)."""
-    if os.geteuid() != 0:
-        return "ip netns needs root"
-    if shutil.which("ip") is None or shutil.which("haproxy") is None or shutil.which("redis-server") is None:
-        return "ip, haproxy or redis-server is missing"
-    probe = sh("ip", "netns", "add", "sioc-probe", check=False)
-    sh("ip", "netns", "del", "sioc-probe", check=False)
-    return None if probe.returncode == 0 else f"ip netns add: {probe.stderr.strip()}"
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ one prefix, so :meth:`Network.remove` (and a run after a crash) leaves nothing b
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import time
@@ -123,3 +125,14 @@ def remove_all() -> None:
         name = line.split(":")[1].strip().split("@")[0]
         if name.startswith(f"{PREFIX}-"):
             sh("ip", "link", "del", name, check=False)
+
+
+def can_make_namespaces() -> str | None:
+    """Why this machine cannot make the hosts (None: it can)."""
+    if os.geteuid() != 0:
+        return "ip netns needs root"
+    if shutil.which("ip") is None or shutil.which("haproxy") is None or shutil.which("redis-server") is None:
+        return "ip, haproxy or redis-server is missing"
+    probe = sh("ip", "netns", "add", "sioc-probe", check=False)
+    sh("ip", "netns", "del", "sioc-probe", check=False)
+    return None if probe.returncode == 0 else f"ip netns add: {probe.stderr.strip()}"

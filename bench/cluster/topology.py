@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.measure import process_tree
 from demo_project.production import daphne_command
 from tests.support.processes import ROOT, Process, django_env
 from tests.support.services import PG_BIN
@@ -24,9 +25,11 @@ REDIS_PORT = 6379
 SENTINEL_PORT = 26379
 POSTGRES_PORT = 5432
 HTTP_PORT = 8000
-APP_HOSTS = ["app1", "app2"]
+#: The application hosts: the cluster check deploys on the first two, the scaling run on one to three.
+APP_HOSTS = ["app1", "app2", "app3"]
 SENTINELS = ["s1", "s2", "s3"]
-HOSTS = ["redis1", "redis2", *SENTINELS, "db", *APP_HOSTS, "lb", "client"]
+#: The hosts of everything but the application.
+SERVICE_HOSTS = ["redis1", "redis2", *SENTINELS, "db", "lb", "client"]
 WORKER = [sys.executable, "manage.py", "sioless_worker"]
 #: Connections HAProxy takes at once: each needs two file descriptors (the client's, the server's)
 #: within this machine's limit, which HAProxy cannot raise here (the hard `ulimit -n`).
@@ -55,6 +58,8 @@ class Topology:
         self.network = network
         self.home = home
         self.processes: dict[str, Process] = {}
+        #: PostgreSQL's data directory, once it runs.
+        self.postgres_data = home / "pg" / "data"
         self.env = django_env(
             "tests.settings",
             SIOLESS_TEST_DB_HOST=network["db"].address,
@@ -115,51 +120,70 @@ class Topology:
     def start_postgres(self) -> None:
         """A cluster of the topology's own on its host, trusting the hosts' subnet."""
         host = self.network["db"]
-        data = self.home / "pg"
+        data = self.postgres_data.parent
         data.mkdir()
         subprocess.run(["chown", "postgres", str(data)], check=True)
         as_postgres = ["runuser", "-u", "postgres", "--"]
         subprocess.run(
-            [*as_postgres, str(PG_BIN / "initdb"), "-D", str(data / "data"), "-A", "trust", "-U", "postgres"],
+            [*as_postgres, str(PG_BIN / "initdb"), "-D", str(self.postgres_data), "-A", "trust", "-U", "postgres"],
             check=True,
             capture_output=True,
             timeout=60,
         )
-        with (data / "data" / "pg_hba.conf").open("a") as hba:
+        with (self.postgres_data / "pg_hba.conf").open("a") as hba:
             hba.write(f"host all all {host.address.rsplit('.', 1)[0]}.0/24 trust\n")
+        self.run_postgres()
+        self.create_database(self.env["SIOLESS_TEST_DB_NAME"])
+
+    def run_postgres(self) -> None:
+        """Start PostgreSQL on its host (its cluster made by :meth:`start_postgres`)."""
+        host = self.network["db"]
+        data = self.postgres_data.parent
         options = f"-p {POSTGRES_PORT} -k {data} -c listen_addresses={host.address} -c max_connections=300"
-        host.run(
-            *as_postgres,
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(data / "data"),
-            "-o",
-            options,
-            "-l",
-            str(data / "server.log"),
-            "-w",
-            "start",
-        )
-        host.run(*as_postgres, str(PG_BIN / "createdb"), "-h", host.address, "-U", "postgres", "cluster")
+        pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(self.postgres_data), "-o", options, "-l", str(data / "server.log")]
+        host.run("runuser", "-u", "postgres", "--", *pg_ctl, "-w", "start")
+
+    def create_database(self, name: str) -> None:
+        """A migrated database ``name``, which the processes started from now on use."""
+        host = self.network["db"]
+        createdb = [str(PG_BIN / "createdb"), "-h", host.address, "-U", "postgres", name]
+        host.run("runuser", "-u", "postgres", "--", *createdb)
+        self.env = {**self.env, "SIOLESS_TEST_DB_NAME": name}
         migrate = [sys.executable, "manage.py", "migrate", "-v0"]
         subprocess.run(migrate, cwd=ROOT, env=self.env, check=True, timeout=120)
+
+    def postgres_pids(self) -> list[int]:
+        """PostgreSQL's processes (its postmaster's pid is the first line of its pid file)."""
+        postmaster = int((self.postgres_data / "postmaster.pid").read_text().split()[0])
+        return process_tree(postmaster)
 
     # The application hosts and the balancer ----------------------------------------------------
 
     def start_app(self, name: str, shard: int, *, serves: bool = True) -> None:
         """daphne and the worker of ``shard`` on ``name`` (once it ``serves`` the shard, or else
         once it runs: a standby took the shard while the host was away)."""
+        self.start_daphne(name)
+        self.start_worker(name, shard, serves=serves)
+
+    def start_daphne(self, name: str) -> None:
         host = self.network[name]
         daphne = daphne_command(HTTP_PORT, "--access-log", "/dev/null", host=host.address)
         wait_for(host.address, HTTP_PORT, self.start(f"{name}-daphne", host, daphne))
-        worker = self.start(f"{name}-worker", host, [*WORKER, "--shard", str(shard)])
+
+    def start_worker(self, name: str, shard: int, *, serves: bool = True, label: str = "worker") -> None:
+        """A worker for ``shard`` on ``name``, known as ``{name}-{label}``."""
+        worker = self.start(f"{name}-{label}", self.network[name], [*WORKER, "--shard", str(shard)])
         worker.wait_for_log(f"serving shard {shard}" if serves else "for shards")
 
     def start_standby(self, name: str) -> None:
         """A standby worker for every shard, and a qcluster, on ``name``."""
         host = self.network[name]
         self.start(f"{name}-standby", host, WORKER).wait_for_log("for shards")
-        qcluster = self.start(f"{name}-qcluster", host, [sys.executable, "manage.py", "qcluster"])
+        self.start_qcluster(name)
+
+    def start_qcluster(self, name: str) -> None:
+        """A django-q2 cluster (the heartbeat's runs) on ``name``."""
+        qcluster = self.start(f"{name}-qcluster", self.network[name], [sys.executable, "manage.py", "qcluster"])
         # not "runs the heartbeat": one run at a time, and another host's qcluster may take each
         qcluster.wait_for_log(" running.")
 
@@ -178,14 +202,15 @@ class Topology:
         uvicorn += ["--port", str(HTTP_PORT), "--log-level", "warning"]
         wait_for(host.address, HTTP_PORT, self.start(f"{name}-uvicorn", host, uvicorn, env))
 
-    def start_balancer(self, *, sticky: bool = False) -> None:
-        """HAProxy on its host: round robin over the application hosts, no stickiness (``sticky``:
-        a polling session's requests kept on one host by a cookie, as python-socketio needs)."""
+    def start_balancer(self, hosts: list[str], *, sticky: bool = False) -> None:
+        """HAProxy on its host: round robin over the application ``hosts``, no stickiness
+        (``sticky``: a polling session's requests kept on one host by a cookie, as python-socketio
+        needs)."""
         host = self.network["lb"]
         servers = "".join(
             f"    server {name} {self.network[name].address}:{HTTP_PORT} check inter 500 fall 2 rise 2"
             + (f" cookie {name}\n" if sticky else "\n")
-            for name in APP_HOSTS
+            for name in hosts
         )
         stickiness = "    cookie SERVERID insert indirect nocache\n" if sticky else ""
         configuration = self.home / "haproxy.cfg"
@@ -205,6 +230,15 @@ class Topology:
     def url(self) -> str:
         """The balancer's address, as clients reach it."""
         return f"http://{self.network['lb'].address}:{HTTP_PORT}"
+
+    def app_url(self, name: str) -> str:
+        """The address of the application host ``name``, as clients reach it without the balancer."""
+        return f"http://{self.network[name].address}:{HTTP_PORT}"
+
+    def stop_services(self, *names: str) -> None:
+        """Stop the processes ``names`` started."""
+        for name in names:
+            self.processes.pop(name).stop()
 
     def stop(self) -> None:
         for process in reversed(self.processes.values()):

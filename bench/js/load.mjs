@@ -2,7 +2,7 @@
 // package), speaking just what the benchmark needs, so that it costs far less CPU per event than
 // the cheapest server it drives (the stock socket.io-client costs more than python-socketio does).
 // Correctness with the stock clients is the tests' business, not this client's.
-// Usage: node load.mjs <phase> <url> [<arguments>]
+// Usage: node load.mjs <phase> <url>[,<url>...] [<arguments>]   (connections spread over the urls in turn)
 //   storm <connections> <hold seconds>   open the connections (100 at a time); then hold them idle
 //   echo <clients> <events> [<per second>] each client sends <events> acked echoes: one after
 //                                        another (closed loop), or each paced at <per second>
@@ -106,10 +106,13 @@ class Connection {
 
 const connect = (url) => new Promise((resolve, reject) => new Connection(url, resolve, reject));
 
+/** ``count`` connections, spread in turn over the servers of ``url`` (one, or several joined by commas). */
 async function connectMany(url, count) {
+  const urls = url.split(",");
   const connections = [];
   for (let first = 0; first < count; first += CONCURRENT_CONNECTS) {
-    const batch = Array.from({ length: Math.min(CONCURRENT_CONNECTS, count - first) }, () => connect(url));
+    const size = Math.min(CONCURRENT_CONNECTS, count - first);
+    const batch = Array.from({ length: size }, (_, n) => connect(urls[(first + n) % urls.length]));
     connections.push(...(await Promise.all(batch)));
   }
   return connections;
@@ -123,9 +126,10 @@ function percentiles(latencies) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Keep ``connections[index]`` connected: once lost, connect again as socket.io-client does; count
- * each loss in ``losses.lost``, push the milliseconds it was away to ``losses.downtimes`` and those
- * its last attempt took (the server's part: the rest is the client's delay) to ``losses.connects``. */
+/** Keep ``connections[index]`` connected: once lost, connect again (to the server of ``url`` it had)
+ * as socket.io-client does; count each loss in ``losses.lost``, push the milliseconds it was away to
+ * ``losses.downtimes`` and those its last attempt took (the server's part: the rest is the client's
+ * delay) to ``losses.connects``. */
 function keepConnected(url, connections, index, losses) {
   connections[index].onLost = async () => {
     losses.lost++;
@@ -134,7 +138,8 @@ function keepConnected(url, connections, index, losses) {
       await sleep(delay * (0.5 + Math.random()));
       const attempted = performance.now();
       try {
-        connections[index] = await connect(url);
+        const urls = url.split(",");
+        connections[index] = await connect(urls[index % urls.length]);
         losses.connects.push(performance.now() - attempted);
         break;
       } catch {
