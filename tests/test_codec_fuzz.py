@@ -66,7 +66,12 @@ json_values = st.recursive(
     | st.integers(-(2**53), 2**53)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    # not a key "_placeholder": in a packet with attachments that object reads as a placeholder (in
+    # Node's parser too, which throws "illegal attachments" for it)
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text().filter(lambda key: key != "_placeholder"), children, max_size=4)
+    ),
     max_leaves=12,
 )
 namespaces = st.sampled_from(["/", "/admin", "/ü🙂"]) | st.text().map(lambda t: "/" + t.replace(",", ""))
