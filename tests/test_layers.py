@@ -8,10 +8,13 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from channels.exceptions import ChannelFull
+from redis.exceptions import ResponseError
 
 from sioless.layers import InMemoryChannelLayer, RedisChannelLayer, receive_batch, redis_layer
 from sioless.layers.inbox import Inbox
@@ -144,7 +147,9 @@ async def test_a_take_after_the_channel_emptied_waits_in_redis_then_takes_once(
     assert scripts.count(TAKE_SCRIPT) - takes_before == 1 and takes_before == 1
 
 
-async def test_a_batch_reaches_each_consumer_in_order(layer: RedisChannelLayer) -> None:
+@pytest.mark.parametrize("pops_batches", [True, False], ids=["Redis 7", "before Redis 7"])
+async def test_a_batch_reaches_each_consumer_in_order(layer: RedisChannelLayer, pops_batches: bool) -> None:
+    layer.reads.pops_batches = pops_batches
     first, second = await layer.new_channel(), await layer.new_channel()
     for n in range(3):
         await layer.send(first, {"type": "m", "n": n})
@@ -154,6 +159,7 @@ async def test_a_batch_reaches_each_consumer_in_order(layer: RedisChannelLayer) 
 
 
 async def test_a_batch_whose_receive_was_cancelled_is_received_again(layer: RedisChannelLayer) -> None:
+    layer.reads.pops_batches = False  # before Redis 7: a receive takes a batch in a script, then waits
     channel = await layer.new_channel()
     for n in range(3):
         await layer.send(channel, {"type": "m", "n": n})
@@ -166,18 +172,66 @@ async def test_a_batch_whose_receive_was_cancelled_is_received_again(layer: Redi
     assert [(await layer.receive(channel))["n"] for _ in range(3)] == [0, 1, 2]
 
 
-async def test_a_message_popped_as_a_waiting_receive_is_cancelled_is_not_lost(layer: RedisChannelLayer) -> None:
+@pytest.mark.parametrize(
+    ("pops_batches", "reads"), [(True, ["BZMPOP"]), (False, ["EVALSHA", "BZPOPMIN"])], ids=["Redis 7", "before Redis 7"]
+)
+async def test_a_process_reads_a_message_in_one_request_a_wake_up(
+    layer: RedisChannelLayer, monkeypatch: pytest.MonkeyPatch, pops_batches: bool, reads: list[str]
+) -> None:
+    """A server process waiting for its next message in Redis gets it and waits again: one request
+    (before Redis 7, a script that finds the channel empty, then the wait)."""
+    layer.reads.pops_batches = pops_batches
+    commands: list[str] = []
+    execute = aioredis.Redis.execute_command
+
+    async def counted(client: aioredis.Redis, *args: Any, **options: Any) -> Any:
+        commands.append(args[0])
+        return await execute(client, *args, **options)
+
+    monkeypatch.setattr(aioredis.Redis, "execute_command", counted)
+    channel = await layer.new_channel()
+    receiving = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0.2)  # the process's reader waits in Redis
+    commands.clear()
+    send_from_another_process(layer, channel, 1)
+    assert (await asyncio.wait_for(receiving, 3))["n"] == 1
+    await asyncio.sleep(0.2)  # it waits again
+    assert commands == reads
+
+
+async def test_a_redis_before_7_is_read_by_script(layer: RedisChannelLayer, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def unknown(*args: Any, **options: Any) -> None:
+        raise ResponseError("unknown command 'BZMPOP', with args beginning with: '5' '1'")
+
+    monkeypatch.setattr(aioredis.Redis, "bzmpop", unknown)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "m", "n": 1})
+    assert (await asyncio.wait_for(layer.receive(channel), 3))["n"] == 1
+    assert layer.reads.pops_batches is False
+
+
+def send_from_another_process(layer: RedisChannelLayer, channel: str, n: int) -> None:
+    """Send to ``channel`` as another process does (not through ``layer``)."""
+    key = layer.prefix + layer.non_local_name(channel)
+    message = layer.serialize({"type": "m", "n": n, "__asgi_channel__": channel})
+    other_process = redis.Redis(host="127.0.0.1", port=6379)
+    other_process.eval(SEND_SCRIPT, 2, key, f"{key}$wake", time.time(), 60, 60, "send", time.time(), message, CAPACITY)
+
+
+@pytest.mark.parametrize("pops_batches", [True, False], ids=["Redis 7", "before Redis 7"])
+async def test_a_message_popped_as_a_waiting_receive_is_cancelled_is_not_lost(
+    layer: RedisChannelLayer, pops_batches: bool
+) -> None:
     """A consumer that ends cancels its receive; if that receive was the one waiting on Redis for
-    the process (``BZPOPMIN``) when a message for another consumer came, the message is delivered."""
+    the process (``BZMPOP``, ``BZPOPMIN``) when a message for another consumer came, the message is
+    delivered."""
+    layer.reads.pops_batches = pops_batches
     leaving, staying = await layer.new_channel(), await layer.new_channel()
     waiting = asyncio.ensure_future(layer.receive(leaving))
     await asyncio.sleep(0.2)  # it holds the process's receive, blocked in Redis
     # Another process sends while this one's loop is busy: Redis answers the blocked pop at once,
     # and the receive is cancelled before it reads the answer.
-    key = layer.prefix + layer.non_local_name(staying)
-    message = layer.serialize({"type": "m", "n": 1, "__asgi_channel__": staying})
-    other_process = redis.Redis(host="127.0.0.1", port=6379)
-    other_process.eval(SEND_SCRIPT, 2, key, f"{key}$wake", time.time(), 60, 60, "send", time.time(), message, CAPACITY)
+    send_from_another_process(layer, staying, 1)
     waiting.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await waiting

@@ -1,8 +1,8 @@
 """sioless' channel layers, and helpers that work on any channel layer.
 
 - :class:`RedisChannelLayer` (:mod:`.redis_layer`): channels-redis with fewer round trips, durable
-  worker channels, one reader a process (its Lua scripts in :mod:`.scripts`, a consumer's buffer
-  in :mod:`.inbox`);
+  worker channels, one reader a process (its reads of Redis in :mod:`.reads`, its Lua scripts in
+  :mod:`.scripts`, a consumer's buffer in :mod:`.inbox`);
 - :class:`InMemoryChannelLayer` (:mod:`.memory`): Channels' in-memory layer for development, lean
   at every message (its copies: :mod:`.copying`).
 

@@ -9,11 +9,8 @@ with two tasks and a wait at every message. :class:`RedisChannelLayer`:
 - sends in one Lua script what a process sends meanwhile (up to ``SEND_BATCH`` messages and
   group joins or leaves, in order); a group send reads the group's members in one script, grouped
   by server process there, and sends one message a process with the others;
-- has one task a server process read its channel for its consumers, taking every message waiting
-  (up to ``RECEIVE_BATCH``) in one script, keeping them in the in-flight backup until they are in
-  the consumers' buffers, so a cancelled read still loses nothing; nor does one cancelled while
-  it waits in Redis for the process's next message: the wait is shielded, and what it brings is
-  put back first in line.
+- has one task a server process read its channel for its consumers, a batch of what waits at a
+  time (:mod:`.reads`), into each consumer's buffer.
 
 A worker's channel (``sioless.worker.N``) is durable: :meth:`RedisChannelLayer.take` takes up to
 ``TAKE_BATCH`` messages in one script and keeps each in flight in Redis until the worker
@@ -33,7 +30,6 @@ import functools
 import itertools
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +39,8 @@ from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .inbox import Inbox
-from .scripts import GROUP_MEMBERS_SCRIPT, RECEIVE_SCRIPT, RESTORE_SCRIPT, SEND_SCRIPT, TAKE_SCRIPT, run_script
+from .reads import ProcessChannelReads
+from .scripts import GROUP_MEMBERS_SCRIPT, RESTORE_SCRIPT, SEND_SCRIPT, TAKE_SCRIPT, run_script
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +48,6 @@ logger = logging.getLogger(__name__)
 POOL_WAIT = 20.0
 #: Channels whose receiver acknowledges each message once it is in hand (sioless' worker channels).
 DURABLE_PREFIX = "sioless.worker."
-#: Most messages a server process takes from Redis in one round trip.
-RECEIVE_BATCH = 100
 #: Most messages a worker takes from its durable channel in one round trip.
 TAKE_BATCH = 100
 #: Most messages (and group joins or leaves) a process sends in one round trip.
@@ -80,11 +75,10 @@ class RedisChannelLayer(ChannelsRedisLayer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.handed_over: dict[str, str] = {}
+        #: How this process's channel is read from Redis.
+        self.reads = ProcessChannelReads(self.brpop_timeout, int(self.expiry))
         #: The durable channels whose last take took their last message (see :meth:`take`).
         self.emptied: set[str] = set()
-        #: Messages on their way back to Redis (see :meth:`put_back`), kept from the garbage collector.
-        self.putting_back: set[asyncio.Future[Any]] = set()
         #: By event loop and host: the messages waiting for the next round trip, and its sender.
         self.unsent: dict[tuple[asyncio.AbstractEventLoop, int], list[Outgoing]] = {}
         self.senders: dict[tuple[asyncio.AbstractEventLoop, int], asyncio.Task[None]] = {}
@@ -316,38 +310,14 @@ class RedisChannelLayer(ChannelsRedisLayer):
             return await super().receive_single(channel)
         connection = self.connection(self.consistent_hash(channel))
         key = self.prefix + channel
-        keys = [key, f"{key}$inflight", f"{key}$inflight-batch"]
         while True:
-            token = uuid.uuid4().hex
-            arguments = [RECEIVE_BATCH, self.handed_over.get(key, ""), token, int(self.expiry)]
-            batch = await run_script(connection, RECEIVE_SCRIPT, keys, *arguments)
+            batch = await self.reads.next_batch(connection, key)
             if batch:
                 # channels-redis' receive() buffers the message returned: the others go first
-                *earlier, last = [self.addressed(member) for member in batch[0::2]]
+                *earlier, last = [self.addressed(member) for member in batch]
                 for targets, message in earlier:
                     self.to_inboxes(targets, message)
-                self.handed_over[key] = token
                 return last
-            self.handed_over[key] = token
-            popping = asyncio.ensure_future(connection.bzpopmin(key, timeout=self.brpop_timeout))
-            try:
-                popped = await asyncio.shield(popping)
-            except asyncio.CancelledError:
-                # the reader stopped: what Redis pops for the process now goes back for the next one
-                popping.add_done_callback(functools.partial(self.put_back, connection))
-                raise
-            if popped is not None:
-                return self.addressed(popped[1])
-
-    def put_back(self, connection: Any, popping: asyncio.Future[Any]) -> None:
-        """Put a message that a pop whose read was cancelled took back first in its process's
-        channel, for the next read."""
-        if popping.cancelled() or popping.exception() is not None or popping.result() is None:
-            return
-        key, member, score = popping.result()
-        putting_back = asyncio.ensure_future(connection.zadd(key, {member: score}))
-        self.putting_back.add(putting_back)
-        putting_back.add_done_callback(self.putting_back.discard)
 
     async def ping(self) -> None:
         """Raise unless every Redis host of the layer answers."""
