@@ -2,7 +2,9 @@
 7's ``BZMPOP``: one request a wake-up), or, before Redis 7, taken by a script that keeps the batch
 in an in-flight backup until the next take (so a take whose answer was lost loses nothing), then
 a wait for one message. A read cancelled while it waits loses nothing either: the wait is
-shielded, and what it brings is put back first in line."""
+shielded, and what it brings is put back first in line. A pop whose answer is lost with its
+connection (Redis killed as it answered) loses what it took, as channels-redis' ``BZPOPMIN``
+does: messages to a process's consumers are not durable (a worker's channel is)."""
 
 from __future__ import annotations
 
