@@ -131,6 +131,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * ``losses.downtimes`` and those its last attempt took (the server's part: the rest is the client's
  * delay) to ``losses.connects``. */
 function keepConnected(url, connections, index, losses) {
+  const urls = url.split(",");
   connections[index].onLost = async () => {
     losses.lost++;
     const lostAt = performance.now();
@@ -138,7 +139,6 @@ function keepConnected(url, connections, index, losses) {
       await sleep(delay * (0.5 + Math.random()));
       const attempted = performance.now();
       try {
-        const urls = url.split(",");
         connections[index] = await connect(urls[index % urls.length]);
         losses.connects.push(performance.now() - attempted);
         break;
