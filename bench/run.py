@@ -23,6 +23,7 @@ command.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import contextlib
 import json
@@ -37,7 +38,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
@@ -62,8 +63,31 @@ SETTLE_SAMPLE = 0.5
 QUICK_PHASES = {"storm": (200, 2 * PING_INTERVAL), "paced": (10, 8, 4), "echo": (10, 200), "broadcast": (100, 20)}
 
 
+class Measured(abc.ABC):
+    """What the load client's phases need of the servers they drive: where to reach them, how to
+    start the client, and what the servers (and Redis) did so far."""
+
+    url: str
+
+    def client_command(self, command: list[str]) -> list[str]:
+        """The load client's ``command`` as run beside the servers: as it is, on this machine."""
+        return command
+
+    @abc.abstractmethod
+    def cpu_parts(self, layer: redis.Redis) -> dict[str, float]:
+        """CPU seconds each part of the servers used so far."""
+
+    def cpu(self, layer: redis.Redis) -> float:
+        """CPU seconds every part used so far."""
+        return sum(self.cpu_parts(layer).values())
+
+    @abc.abstractmethod
+    def requests(self, layer: redis.Redis) -> dict[str, int]:
+        """The requests Redis answered so far, by command."""
+
+
 @dataclass
-class Topology:
+class Topology(Measured):
     """The processes of one server under test, and what else it uses."""
 
     url: str
@@ -85,10 +109,6 @@ class Topology:
             parts["postgres"] = cpu_seconds(named("postgres"))
         return parts
 
-    def cpu(self, layer: redis.Redis) -> float:
-        """CPU seconds every process of the topology used so far."""
-        return sum(self.cpu_parts(layer).values())
-
     def requests(self, layer: redis.Redis) -> dict[str, int]:
         """The requests Redis answered so far, by command (none for a topology without Redis)."""
         return redis_requests(layer) if self.uses_redis else {}
@@ -103,28 +123,9 @@ class Topology:
             parts["redis"] = int(layer.info("memory")["used_memory"])
         return parts
 
-    def client_command(self, command: list[str]) -> list[str]:
-        """The load client's ``command`` as run beside the servers: as it is, on this machine."""
-        return command
-
     def stop(self) -> None:
         for process in self.processes:
             process.stop()
-
-
-class Measured(Protocol):
-    """What the load client's phases need of the servers they drive: where to reach them, how to
-    start the client, and what the servers (and Redis) did so far."""
-
-    url: str
-
-    def client_command(self, command: list[str]) -> list[str]: ...
-
-    def cpu_parts(self, layer: redis.Redis) -> dict[str, float]: ...
-
-    def cpu(self, layer: redis.Redis) -> float: ...
-
-    def requests(self, layer: redis.Redis) -> dict[str, int]: ...
 
 
 def sioless_env(settings: str, **extra: str) -> dict[str, str]:

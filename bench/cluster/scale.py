@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import redis
 
 from bench.measure import cpu_seconds, process_tree, redis_requests
-from bench.run import run_phase, settle
+from bench.run import Measured, run_phase, settle
 
 from .network import Network, can_make_namespaces
 from .topology import APP_HOSTS, REDIS_PORT, SERVICE_HOSTS, Topology
@@ -67,7 +67,7 @@ BROADCASTS = 10
 IDLE_SAMPLE = 3.0
 
 
-class Deployment:
+class Deployment(Measured):
     """One deployment's processes on the topology's hosts, as the load client's phases measure them
     (reached through the balancer, or at ``hosts`` directly)."""
 
@@ -85,9 +85,6 @@ class Deployment:
         }
         parts["postgres"] = cpu_seconds(self.topology.postgres_pids())
         return parts
-
-    def cpu(self, layer: redis.Redis) -> float:
-        return sum(self.cpu_parts(layer).values())
 
     def requests(self, layer: redis.Redis) -> dict[str, int]:
         return redis_requests(layer)
