@@ -14,12 +14,13 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from channels.exceptions import ChannelFull
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
-from sioless.layers import InMemoryChannelLayer, RedisChannelLayer, receive_batch, redis_layer
+from sioless.layers import InMemoryChannelLayer, RedisChannelLayer, receive_batch
 from sioless.layers.inbox import Inbox
 from sioless.layers.redis_layer import Outgoing
-from sioless.layers.scripts import RECEIVE_SCRIPT, SEND_SCRIPT, TAKE_SCRIPT
+from sioless.layers.scripts import RECEIVE_SCRIPT, SEND_SCRIPT
 
 CAPACITY = 6
 HOSTS = [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}]
@@ -124,27 +125,35 @@ async def test_a_worker_takes_a_batch_and_what_it_did_not_acknowledge_is_put_bac
     assert [message["n"] for message, _ in again] == [2, 3, 4]
 
 
-async def test_a_take_after_the_channel_emptied_waits_in_redis_then_takes_once(
+async def test_a_worker_that_keeps_up_takes_each_message_in_one_round_trip(
     layer: RedisChannelLayer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A worker that keeps up takes each message in two round trips: its wait for the wake-up, then
-    one take (not a take that finds the channel empty first)."""
-    scripts: list[str] = []
-    run_script = redis_layer.run_script
+    """After a take that emptied its channel, the worker's next take waits in Redis for a wake-up
+    and takes in the same round trip (not a wait, then a take, nor a take that finds the channel
+    empty first)."""
+    round_trips: list[list[str]] = []
+    execute_command, execute_pipeline = aioredis.Redis.execute_command, Pipeline.execute
 
-    async def counted(connection: object, script: str, *args: object) -> object:
-        scripts.append(script)
-        return await run_script(connection, script, *args)
+    async def command(client: aioredis.Redis, *args: Any, **options: Any) -> Any:
+        round_trips.append([args[0]])
+        return await execute_command(client, *args, **options)
 
-    monkeypatch.setattr(redis_layer, "run_script", counted)
+    async def pipeline(pipe: Pipeline, *args: Any, **options: Any) -> Any:
+        round_trips.append([command_args[0] for command_args, _ in pipe.command_stack])
+        return await execute_pipeline(pipe, *args, **options)
+
+    monkeypatch.setattr(aioredis.Redis, "execute_command", command)
+    monkeypatch.setattr(Pipeline, "execute", pipeline)
     await layer.send("sioless.worker.0", {"type": "m", "n": 0})
     assert [message["n"] for message, _ in await layer.take("sioless.worker.0")] == [0]
+    round_trips.clear()
     waiting = asyncio.ensure_future(layer.take("sioless.worker.0"))
-    await asyncio.sleep(0.1)
-    takes_before = scripts.count(TAKE_SCRIPT)
-    await layer.send("sioless.worker.0", {"type": "m", "n": 1})
+    await asyncio.sleep(0.1)  # it waits in Redis
+    send_from_another_process(layer, "sioless.worker.0", 1, "durable")
     assert [message["n"] for message, _ in await asyncio.wait_for(waiting, 1)] == [1]
-    assert scripts.count(TAKE_SCRIPT) - takes_before == 1 and takes_before == 1
+    assert round_trips == [["BLPOP", "EVALSHA"]]
+    in_flight = redis.Redis(host="127.0.0.1", port=6379).zcard(f"{layer.prefix}sioless.worker.0$taken")
+    assert in_flight == 2  # both taken, neither acknowledged
 
 
 @pytest.mark.parametrize("pops_batches", [True, False], ids=["Redis 7", "before Redis 7"])
@@ -210,12 +219,13 @@ async def test_a_redis_before_7_is_read_by_script(layer: RedisChannelLayer, monk
     assert layer.reads.pops_batches is False
 
 
-def send_from_another_process(layer: RedisChannelLayer, channel: str, n: int) -> None:
-    """Send to ``channel`` as another process does (not through ``layer``)."""
+def send_from_another_process(layer: RedisChannelLayer, channel: str, n: int, change: str = "send") -> None:
+    """Send to ``channel`` as another process does (not through ``layer``): ``change`` is "durable"
+    for a worker's channel."""
     key = layer.prefix + layer.non_local_name(channel)
     message = layer.serialize({"type": "m", "n": n, "__asgi_channel__": channel})
     other_process = redis.Redis(host="127.0.0.1", port=6379)
-    other_process.eval(SEND_SCRIPT, 2, key, f"{key}$wake", time.time(), 60, 60, "send", time.time(), message, CAPACITY)
+    other_process.eval(SEND_SCRIPT, 2, key, f"{key}$wake", time.time(), 60, 60, change, time.time(), message, CAPACITY)
 
 
 @pytest.mark.parametrize("pops_batches", [True, False], ids=["Redis 7", "before Redis 7"])

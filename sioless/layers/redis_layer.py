@@ -40,7 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .inbox import Inbox
 from .reads import ProcessChannelReads
-from .scripts import GROUP_MEMBERS_SCRIPT, RESTORE_SCRIPT, SEND_SCRIPT, TAKE_SCRIPT, run_script
+from .scripts import GROUP_MEMBERS_SCRIPT, RESTORE_SCRIPT, SEND_SCRIPT, TAKE_SCRIPT, run_script, run_script_after_wait
 
 logger = logging.getLogger(__name__)
 
@@ -214,21 +214,25 @@ class RedisChannelLayer(ChannelsRedisLayer):
         """The next messages of a durable channel (up to ``TAKE_BATCH``), each with its receipt:
         a message stays in flight in Redis until :meth:`acknowledge` gets its receipt, so a
         receiver that dies with it in hand loses nothing (:meth:`restore` puts it back). Waits
-        for one: after a take that emptied the channel, in Redis' wait for the next message sent
-        at once (a round trip less an event when the worker keeps up)."""
+        for one: after a take that emptied the channel, the next take waits in Redis for the next
+        message sent, in the same round trip (one round trip an event when the worker keeps up)."""
         assert channel.startswith(DURABLE_PREFIX), "not a durable channel"
         connection = self.connection(self.consistent_hash(channel))
         key = self.prefix + channel
         keys = [key, f"{key}$taken", f"{key}$wake"]
         while True:
-            if channel not in self.emptied:
+            if channel in self.emptied:
+                taken = await run_script_after_wait(
+                    connection, keys[2], self.brpop_timeout, TAKE_SCRIPT, keys, TAKE_BATCH
+                )
+            else:
                 taken = await run_script(connection, TAKE_SCRIPT, keys, TAKE_BATCH)
-                if taken:
-                    if len(taken) // 2 < TAKE_BATCH:
-                        self.emptied.add(channel)
-                    return [(self.deserialize(member), member) for member in taken[0::2]]
-            self.emptied.discard(channel)
-            await connection.blpop([keys[2]], timeout=self.brpop_timeout)
+            if len(taken) // 2 < TAKE_BATCH:
+                self.emptied.add(channel)
+            else:
+                self.emptied.discard(channel)
+            if taken:
+                return [(self.deserialize(member), member) for member in taken[0::2]]
 
     async def acknowledge(self, channel: str, receipts: list[bytes]) -> None:
         """The messages of these receipts are in hand for good: they will not be restored."""

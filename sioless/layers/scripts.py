@@ -140,3 +140,17 @@ async def run_script(connection: Any, script: str, keys: list[str] | list[bytes]
         return await connection.evalsha(_script_sha(script), len(keys), *keys, *arguments)
     except NoScriptError:
         return await connection.eval(script, len(keys), *keys, *arguments)
+
+
+async def run_script_after_wait(
+    connection: Any, wait_for: str, timeout: float, script: str, keys: list[str], *arguments: Any
+) -> Any:
+    """Wait for an entry of the list ``wait_for`` (up to ``timeout`` seconds), then run a Lua
+    script, in one round trip: Redis runs the script the moment the wait returns."""
+    async with connection.pipeline(transaction=False) as pipeline:
+        pipeline.blpop([wait_for], timeout=timeout)
+        pipeline.evalsha(_script_sha(script), len(keys), *keys, *arguments)
+        try:
+            return (await pipeline.execute())[1]
+        except NoScriptError:  # the wait is over: the script runs by itself
+            return await run_script(connection, script, keys, *arguments)
