@@ -14,6 +14,7 @@ from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
 from channels.sessions import InstanceSessionWrapper
 
+from . import twisted_writes
 from .protocol.engineio import Frame
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class LeanConsumer(AsyncConsumer):
         task reads the ASGI server, a task of its own the channel layer, each for the consumer's
         life (Channels' loop starts a task and a wait for every message; a task less and no wait
         here: a connection's idle memory)."""
+        twisted_writes.write_through()  # under daphne: its frames go out without a turn of its reactor
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.base_send = send
