@@ -31,6 +31,8 @@ SENTINELS = ["s1", "s2", "s3"]
 #: The hosts of everything but the application.
 SERVICE_HOSTS = ["redis1", "redis2", *SENTINELS, "db", "lb", "client"]
 WORKER = [sys.executable, "manage.py", "sioless_worker"]
+#: A command run as PostgreSQL's own user (its cluster's files are that user's).
+AS_POSTGRES = ["runuser", "-u", "postgres", "--"]
 #: Connections HAProxy takes at once: each needs two file descriptors (the client's, the server's)
 #: within this machine's limit, which HAProxy cannot raise here (the hard `ulimit -n`).
 BALANCER_MAXCONN = min(50_000, (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 1000) // 2)
@@ -123,9 +125,8 @@ class Topology:
         data = self.postgres_data.parent
         data.mkdir()
         subprocess.run(["chown", "postgres", str(data)], check=True)
-        as_postgres = ["runuser", "-u", "postgres", "--"]
         subprocess.run(
-            [*as_postgres, str(PG_BIN / "initdb"), "-D", str(self.postgres_data), "-A", "trust", "-U", "postgres"],
+            [*AS_POSTGRES, str(PG_BIN / "initdb"), "-D", str(self.postgres_data), "-A", "trust", "-U", "postgres"],
             check=True,
             capture_output=True,
             timeout=60,
@@ -141,13 +142,13 @@ class Topology:
         data = self.postgres_data.parent
         options = f"-p {POSTGRES_PORT} -k {data} -c listen_addresses={host.address} -c max_connections=300"
         pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(self.postgres_data), "-o", options, "-l", str(data / "server.log")]
-        host.run("runuser", "-u", "postgres", "--", *pg_ctl, "-w", "start")
+        host.run(*AS_POSTGRES, *pg_ctl, "-w", "start")
 
     def create_database(self, name: str) -> None:
         """A migrated database ``name``, which the processes started from now on use."""
         host = self.network["db"]
         createdb = [str(PG_BIN / "createdb"), "-h", host.address, "-U", "postgres", name]
-        host.run("runuser", "-u", "postgres", "--", *createdb)
+        host.run(*AS_POSTGRES, *createdb)
         self.env = {**self.env, "SIOLESS_TEST_DB_NAME": name}
         migrate = [sys.executable, "manage.py", "migrate", "-v0"]
         subprocess.run(migrate, cwd=ROOT, env=self.env, check=True, timeout=120)
